@@ -1,0 +1,11 @@
+//! The `--version` text: crate version, target triple and embedded model digests.
+
+/// Shown by `ocrbox --version`.
+pub const LONG: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("OCRBOX_TARGET"),
+    ")\nmodels: PP-OCRv5 mobile (",
+    env!("OCRBOX_MODELS"),
+    ")"
+);

@@ -1,0 +1,35 @@
+//! `ocrbox`: command-line entry. Parses arguments and dispatches to a subcommand.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Offline OCR appliance: PP-OCRv5 mobile behind a small HTTP API.
+#[derive(Parser)]
+#[command(name = "ocrbox", version = cli::version::LONG, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read the text of image files and print it.
+    Ocr(cli::ocr::Args),
+    /// Measure accuracy on a labelled set (TSV: image path, expected text).
+    Eval(cli::eval::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ocr(args) => cli::ocr::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+    }
+}

@@ -1,0 +1,206 @@
+//! Bytes → upright RGB pixels, with limits checked from the header before any pixel is decoded.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+/// Formats we accept. Anything else is rejected before decoding.
+const ACCEPTED: &[ImageFormat] = &[
+    ImageFormat::Png,
+    ImageFormat::Jpeg,
+    ImageFormat::Bmp,
+    ImageFormat::Tiff,
+    ImageFormat::WebP,
+    ImageFormat::Gif,
+];
+
+/// Bounds on what one image may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest accepted width × height, read from the header.
+    pub max_pixels: u64,
+    /// Largest single side accepted.
+    pub max_side: u32,
+    /// Cap on bytes the decoder may allocate.
+    pub max_alloc: u64,
+    /// Decoded images with a longer side are downscaled to this right away: detection never looks
+    /// at more than ~1000 px and recognition crops gain nothing past this.
+    pub work_side: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pixels: 50_000_000,
+            max_side: 20_000,
+            max_alloc: 512 << 20,
+            work_side: 4096,
+        }
+    }
+}
+
+/// Why an upload is not a usable image. Messages are shown to API clients.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty image")]
+    Empty,
+    #[error("not an image (supported: PNG, JPEG, BMP, TIFF, WebP, GIF)")]
+    NotAnImage,
+    #[error("unsupported image format {0:?} (supported: PNG, JPEG, BMP, TIFF, WebP, GIF)")]
+    Unsupported(ImageFormat),
+    #[error("image too large: {width}x{height} pixels (limit {limit} pixels, {side} per side)")]
+    TooLarge {
+        width: u32,
+        height: u32,
+        limit: u64,
+        side: u32,
+    },
+    #[error("image has no pixels")]
+    NoPixels,
+    #[error("corrupt or truncated image: {0}")]
+    Corrupt(String),
+}
+
+/// Identifies an accepted format from the leading bytes (never from a file name).
+pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let format = image::guess_format(bytes).map_err(|_| DecodeError::NotAnImage)?;
+    if ACCEPTED.contains(&format) {
+        Ok(format)
+    } else {
+        Err(DecodeError::Unsupported(format))
+    }
+}
+
+/// Decodes, applies EXIF orientation, flattens alpha onto white and converts to 8-bit RGB.
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RgbImage, DecodeError> {
+    let format = sniff(bytes)?;
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut lim = image::Limits::default();
+    lim.max_image_width = Some(limits.max_side);
+    lim.max_image_height = Some(limits.max_side);
+    lim.max_alloc = Some(limits.max_alloc);
+    reader.limits(lim);
+    let mut decoder = reader.into_decoder().map_err(map_err)?;
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(DecodeError::NoPixels);
+    }
+    if u64::from(width) * u64::from(height) > limits.max_pixels
+        || width > limits.max_side
+        || height > limits.max_side
+    {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            limit: limits.max_pixels,
+            side: limits.max_side,
+        });
+    }
+    // A broken EXIF block must not fail an otherwise good image.
+    let orientation = decoder.orientation().ok();
+    let mut img = DynamicImage::from_decoder(decoder).map_err(map_err)?;
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+    }
+    let img = shrink(img, limits.work_side);
+    Ok(flatten(img))
+}
+
+fn map_err(e: image::ImageError) -> DecodeError {
+    match e {
+        image::ImageError::Limits(_) => DecodeError::TooLarge {
+            width: 0,
+            height: 0,
+            limit: 0,
+            side: 0,
+        },
+        image::ImageError::Unsupported(u) => match u.format_hint() {
+            image::error::ImageFormatHint::Exact(f) => DecodeError::Unsupported(f),
+            _ => DecodeError::NotAnImage,
+        },
+        other => DecodeError::Corrupt(other.to_string()),
+    }
+}
+
+fn shrink(img: DynamicImage, side: u32) -> DynamicImage {
+    let long = img.width().max(img.height());
+    if long <= side {
+        return img;
+    }
+    let scale = side as f64 / long as f64;
+    let w = ((img.width() as f64 * scale).round() as u32).max(1);
+    let h = ((img.height() as f64 * scale).round() as u32).max(1);
+    img.resize_exact(w, h, image::imageops::FilterType::Triangle)
+}
+
+/// Transparent pixels become white: text is usually dark on a transparent background, and
+/// dropping alpha would leave it dark on black.
+fn flatten(img: DynamicImage) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.into_rgb8();
+    }
+    let rgba = img.into_rgba8();
+    let (w, h) = rgba.dimensions();
+    let mut out = RgbImage::new(w, h);
+    for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = u32::from(src[3]);
+        for c in 0..3 {
+            dst[c] = ((u32::from(src[c]) * a + 255 * (255 - a) + 127) / 255) as u8;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(img: DynamicImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        out
+    }
+
+    #[test]
+    fn rejects_empty_and_garbage() {
+        assert!(matches!(sniff(b""), Err(DecodeError::Empty)));
+        assert!(matches!(sniff(b"hello world, not an image"), Err(DecodeError::NotAnImage)));
+    }
+
+    #[test]
+    fn transparent_background_becomes_white() {
+        let mut img = image::RgbaImage::new(4, 4);
+        img.put_pixel(1, 1, image::Rgba([0, 0, 0, 255]));
+        let rgb = decode(&png(DynamicImage::ImageRgba8(img)), &Limits::default()).unwrap();
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
+        assert_eq!(rgb.get_pixel(1, 1).0, [0, 0, 0]);
+    }
+
+    #[test]
+    fn sixteen_bit_gray_decodes() {
+        let img = image::ImageBuffer::<image::Luma<u16>, _>::from_pixel(3, 2, image::Luma([65535]));
+        let rgb = decode(&png(DynamicImage::ImageLuma16(img)), &Limits::default()).unwrap();
+        assert_eq!(rgb.dimensions(), (3, 2));
+        assert_eq!(rgb.get_pixel(2, 1).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn header_size_checked_before_decoding() {
+        let bytes = png(DynamicImage::new_rgb8(300, 200));
+        let limits = Limits {
+            max_pixels: 10_000,
+            ..Limits::default()
+        };
+        assert!(matches!(decode(&bytes, &limits), Err(DecodeError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn large_images_are_shrunk_early() {
+        let bytes = png(DynamicImage::new_rgb8(5000, 100));
+        let rgb = decode(&bytes, &Limits::default()).unwrap();
+        assert_eq!(rgb.width(), 4096);
+    }
+}
