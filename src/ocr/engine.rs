@@ -1,21 +1,208 @@
-//! Wires the stages together. (Being filled in: detection/recognition land next.)
+//! Wires the stages: decode → detect → crop → classify → recognise → layout.
 
-use super::{decode, Limits, OcrError, Page};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
-/// The OCR engine. Cheap to share: `Arc<Engine>` across worker threads.
+use image::RgbImage;
+
+use super::classify::upside_down;
+use super::crop::crop_quad;
+use super::detect::{detect, DetParams};
+use super::geometry::Quad;
+use super::models::{Model, ModelFiles};
+use super::preprocess::rotate180;
+use super::recognize::{recognize, Charset};
+use super::{decode, layout, Limits, Line, OcrError, Page, Timings};
+
+/// Lines whose recognition confidence is below this are dropped (the reference's value).
+const DROP_SCORE: f32 = 0.5;
+/// A single line is turned over when the classifier is at least this sure (the reference's).
+const CLS_THRESH: f32 = 0.9;
+
+/// The OCR engine. Share one `Arc<Engine>` across worker threads: the models and their plan
+/// caches are read-only apart from the cache itself, which is behind a lock.
 pub struct Engine {
-    _private: (),
+    det: Model,
+    cls: Model,
+    rec: Model,
+    charset: Charset,
+    det_params: DetParams,
+    threads: usize,
 }
 
 impl Engine {
     /// Loads the models embedded in the binary.
     pub fn new() -> Result<Engine, OcrError> {
-        Ok(Engine { _private: () })
+        Engine::from_files(&ModelFiles::embedded())
+    }
+
+    /// Loads models from the given files (e.g. `ModelFiles::from_dir`).
+    pub fn from_files(files: &ModelFiles) -> Result<Engine, OcrError> {
+        Ok(Engine {
+            det: Model::load("det", &files.det, 16)?,
+            cls: Model::load("cls", &files.cls, 1)?,
+            rec: Model::load("rec", &files.rec, 10)?,
+            charset: Charset::new(&files.dict),
+            det_params: DetParams::default(),
+            threads: 1,
+        })
+    }
+
+    /// Lets one page's lines be classified and recognised on up to `n` threads. The service
+    /// keeps 1 (its workers already fill the cores); the CLI uses all cores.
+    pub fn with_threads(mut self, n: usize) -> Engine {
+        self.threads = n.max(1);
+        self
     }
 
     /// Decodes `bytes` (within `limits`) and reads its text.
     pub fn recognize_bytes(&self, bytes: &[u8], limits: &Limits) -> Result<Page, OcrError> {
-        let _img = decode::decode(bytes, limits)?;
-        Err(OcrError::Model("engine not wired yet".into()))
+        let t = Instant::now();
+        let img = decode::decode(bytes, limits)?;
+        let decode_time = t.elapsed();
+        let mut page = self.recognize(&img)?;
+        page.timings.decode = decode_time;
+        Ok(page)
+    }
+
+    /// Reads the text of an upright-or-upside-down RGB image.
+    pub fn recognize(&self, img: &RgbImage) -> Result<Page, OcrError> {
+        let mut timings = Timings::default();
+        let t = Instant::now();
+        let quads = detect(&self.det, img, &self.det_params)?;
+        timings.detect = t.elapsed();
+
+        let t = Instant::now();
+        let mut crops: Vec<RgbImage> = self.par_map(&quads, |q| Ok(crop_quad(img, q)))?;
+        let flips: Vec<f32> = self.par_map(&crops, |c| upside_down(&self.cls, c))?;
+        // One line: trust its own vote. Several: the page decides for all of them.
+        let page_flipped = page_upside_down(&crops, &flips);
+        let flipped: Vec<bool> = if flips.len() == 1 {
+            vec![flips[0] > CLS_THRESH]
+        } else {
+            vec![page_flipped; flips.len()]
+        };
+        for (crop, &flip) in crops.iter_mut().zip(&flipped) {
+            if flip {
+                *crop = rotate180(crop);
+            }
+        }
+        timings.classify = t.elapsed();
+
+        let t = Instant::now();
+        let texts = self.par_map(&crops, |c| recognize(&self.rec, &self.charset, c))?;
+        let mut found: Vec<(Quad, String, f32)> = Vec::new();
+        for (q, (text, conf)) in quads.iter().zip(texts) {
+            if conf >= DROP_SCORE && !text.trim().is_empty() {
+                found.push((*q, text, conf));
+            }
+        }
+        if found.is_empty() && line_shaped(img) {
+            if let Some(line) = self.whole_line(img)? {
+                found.push(line);
+            }
+        }
+        timings.recognize = t.elapsed();
+
+        let mut page = assemble(found, page_flipped, img);
+        page.timings = timings;
+        Ok(page)
+    }
+
+    /// Recognises the whole image as one line: detection misses short, wide images whose text
+    /// touches the edges, and captcha-like images with noisy backgrounds.
+    fn whole_line(&self, img: &RgbImage) -> Result<Option<(Quad, String, f32)>, OcrError> {
+        let mut line = img.clone();
+        if upside_down(&self.cls, &line)? > CLS_THRESH {
+            line = rotate180(&line);
+        }
+        let (text, conf) = recognize(&self.rec, &self.charset, &line)?;
+        let (w, h) = (img.width() as f32, img.height() as f32);
+        let quad = [[0.0, 0.0], [w - 1.0, 0.0], [w - 1.0, h - 1.0], [0.0, h - 1.0]];
+        // Lower bar than for detected lines: there is no other candidate to prefer.
+        Ok((conf >= 0.3 && !text.trim().is_empty()).then_some((quad, text, conf)))
+    }
+
+    /// Maps `f` over `items` on up to `self.threads` threads, keeping order.
+    fn par_map<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        f: impl Fn(&T) -> Result<R, OcrError> + Sync,
+    ) -> Result<Vec<R>, OcrError> {
+        let threads = self.threads.min(items.len());
+        if threads <= 1 {
+            return items.iter().map(&f).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let mut results: Vec<(usize, Result<R, OcrError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(item) = items.get(i) else { break };
+                            out.push((i, f(item)));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Plans currently cached per model (det, cls, rec): for diagnostics and benchmarks.
+    pub fn cached_plans(&self) -> [usize; 3] {
+        [self.det.cached_plans(), self.cls.cached_plans(), self.rec.cached_plans()]
+    }
+}
+
+/// The page-level orientation vote: lines weighted by length (long lines are classified more
+/// reliably than short fragments). One wrongly flipped line costs little; a page read
+/// bottom-to-top with every line garbled costs everything.
+fn page_upside_down(crops: &[RgbImage], p180: &[f32]) -> bool {
+    let vote: f32 = crops.iter().zip(p180).map(|(c, &p)| c.width() as f32 * (p - 0.5)).sum();
+    vote > 0.0
+}
+
+/// A quad of an upside-down page, expressed in the page's own (turned) frame.
+fn turn(q: &Quad, img: &RgbImage) -> Quad {
+    let (w, h) = ((img.width() - 1) as f32, (img.height() - 1) as f32);
+    // Turning 180° maps corners br, bl, tl, tr onto tl, tr, br, bl.
+    [q[2], q[3], q[0], q[1]].map(|[x, y]| [w - x, h - y])
+}
+
+fn line_shaped(img: &RgbImage) -> bool {
+    let (w, h) = img.dimensions();
+    h <= 256 && w as f32 >= 1.2 * h as f32
+}
+
+/// Orders the lines and builds the page text. Quads stay in source pixels; on a turned page the
+/// order is worked out in the turned frame, so the page reads top to bottom as a person would.
+fn assemble(found: Vec<(Quad, String, f32)>, turned: bool, img: &RgbImage) -> Page {
+    let frame: Vec<Quad> = found
+        .iter()
+        .map(|(q, _, _)| if turned { turn(q, img) } else { *q })
+        .collect();
+    let mut lines = Vec::with_capacity(found.len());
+    let mut text_lines = Vec::new();
+    for group in layout::lines(&frame) {
+        let parts: Vec<&str> = group.iter().map(|&i| found[i].1.trim()).collect();
+        text_lines.push(parts.join(" "));
+        for i in group {
+            let (quad, text, confidence) = found[i].clone();
+            lines.push(Line { text, confidence, quad });
+        }
+    }
+    Page {
+        text: text_lines.join("\n"),
+        lines,
+        timings: Timings::default(),
     }
 }

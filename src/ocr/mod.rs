@@ -3,7 +3,16 @@
 //! Stages, one module each: [`decode`] (bytes → RGB, EXIF orientation, limits),
 //! detection, line-angle classification, recognition, and layout (reading order).
 
+mod classify;
+mod crop;
 pub mod decode;
+mod detect;
+mod engine;
+mod geometry;
+mod layout;
+mod models;
+mod preprocess;
+mod recognize;
 
 use std::time::Duration;
 
@@ -51,5 +60,5 @@ pub struct Page {
     pub timings: Timings,
 }
 
-mod engine;
 pub use engine::Engine;
+pub use models::ModelFiles;

@@ -1,0 +1,24 @@
+//! Line-angle classification: is a cropped line upright (0°) or upside down (180°)?
+
+use image::RgbImage;
+
+use super::models::{as_f32, Model};
+use super::preprocess::{resize, to_tensor, Norm};
+use super::OcrError;
+
+const H: usize = 48;
+const W: usize = 192;
+
+/// Probability that the line is upside down.
+pub fn upside_down(model: &Model, line: &RgbImage) -> Result<f32, OcrError> {
+    let (w, h) = line.dimensions();
+    let rw = ((H as f32 * w as f32 / h.max(1) as f32).ceil() as usize).clamp(1, W);
+    let resized = resize(line, rw as u32, H as u32);
+    let input = to_tensor(&resized, H, W, Norm::SYMMETRIC, [0.0; 3]);
+    let out = model.run([1, 3, H, W], input)?;
+    let probs = as_f32(&out, "cls")?;
+    probs
+        .get(1)
+        .copied()
+        .ok_or_else(|| OcrError::Model("cls output has no 180° class".into()))
+}

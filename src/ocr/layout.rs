@@ -1,0 +1,93 @@
+//! Reading order: boxes grouped into visual lines (top to bottom), each left to right.
+
+use super::geometry::{dist, Quad};
+
+struct Geo {
+    cx: f32,
+    cy: f32,
+    h: f32,
+    x0: f32,
+    slope: f32,
+}
+
+fn geo(q: &Quad) -> Geo {
+    let cx = q.iter().map(|p| p[0]).sum::<f32>() / 4.0;
+    let cy = q.iter().map(|p| p[1]).sum::<f32>() / 4.0;
+    let h = (dist(q[0], q[3]) + dist(q[1], q[2])) / 2.0;
+    let dx = q[1][0] - q[0][0];
+    let slope = if dx.abs() > 1.0 { (q[1][1] - q[0][1]) / dx } else { 0.0 };
+    let x0 = q.iter().map(|p| p[0]).fold(f32::MAX, f32::min);
+    Geo { cx, cy, h, x0, slope }
+}
+
+/// Groups boxes into lines; returns, per line in reading order, the box indices left to right.
+///
+/// A box joins a line when its centre lies within half a text height of where the line's last
+/// box, extended along its own slope, says it should be: this keeps slightly rotated pages
+/// (whose lines drift up or down across the page) from interleaving.
+pub fn lines(quads: &[Quad]) -> Vec<Vec<usize>> {
+    let g: Vec<Geo> = quads.iter().map(geo).collect();
+    let mut order: Vec<usize> = (0..quads.len()).collect();
+    order.sort_by(|&a, &b| g[a].x0.total_cmp(&g[b].x0));
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for i in order {
+        let fits = |line: &Vec<usize>| {
+            let last = &g[*line.last().expect("lines are never empty")];
+            let expected = last.cy + last.slope * (g[i].cx - last.cx);
+            (g[i].cy - expected).abs() <= 0.5 * g[i].h.min(last.h)
+        };
+        // Prefer the closest fitting line.
+        let best = out
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| fits(l))
+            .min_by(|(_, a), (_, b)| {
+                let d = |l: &Vec<usize>| (g[*l.last().unwrap_or(&i)].cy - g[i].cy).abs();
+                d(a).total_cmp(&d(b))
+            })
+            .map(|(k, _)| k);
+        match best {
+            Some(k) => out[k].push(i),
+            None => out.push(vec![i]),
+        }
+    }
+    // Lines top to bottom by their first box's centre projected to the page's left edge.
+    let key = |l: &Vec<usize>| {
+        let f = &g[l[0]];
+        f.cy - f.slope * f.cx
+    };
+    out.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rect(x: f32, y: f32, w: f32, h: f32) -> Quad {
+        [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
+    }
+
+    #[test]
+    fn same_line_boxes_join_left_to_right() {
+        let q = [rect(200.0, 12.0, 50.0, 20.0), rect(10.0, 10.0, 100.0, 20.0), rect(10.0, 50.0, 80.0, 20.0)];
+        assert_eq!(lines(&q), vec![vec![1, 0], vec![2]]);
+    }
+
+    #[test]
+    fn tilted_lines_do_not_interleave() {
+        // Two lines rising 3 px per 100 px; the right end of line 2 is higher than the left end
+        // of line 1 would suggest by y alone.
+        let tilt = |x: f32, y: f32, w: f32| -> Quad {
+            let d = 0.03 * w;
+            [[x, y], [x + w, y - d], [x + w, y - d + 14.0], [x, y + 14.0]]
+        };
+        let q = [tilt(0.0, 100.0, 300.0), tilt(400.0, 88.0, 300.0), tilt(0.0, 120.0, 300.0), tilt(400.0, 108.0, 300.0)];
+        assert_eq!(lines(&q), vec![vec![0, 1], vec![2, 3]]);
+    }
+
+    #[test]
+    fn empty_page_has_no_lines() {
+        assert!(lines(&[]).is_empty());
+    }
+}

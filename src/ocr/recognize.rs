@@ -1,0 +1,113 @@
+//! Line recognition: a height-48 strip → characters, by CTC greedy decoding.
+
+use image::RgbImage;
+
+use super::models::{as_f32, Model};
+use super::preprocess::{resize, to_tensor, Norm};
+use super::OcrError;
+
+const H: usize = 48;
+
+/// Strip widths are padded up to one of these (each is one tract plan, ~100 ms to build).
+/// The reference never feeds less than 320 (its default shape), and the recogniser mixes
+/// context across the whole strip, so narrower inputs would change its answers; above that,
+/// steps grow with width to keep padding waste around 25 % and the plan count low. Wider lines
+/// are squeezed into the last bucket.
+const BUCKETS: [usize; 10] = [320, 480, 640, 800, 960, 1280, 1600, 2048, 2560, 3200];
+
+/// The character table: index 0 is the CTC blank, then the dictionary, then space.
+pub struct Charset {
+    chars: Vec<String>,
+}
+
+impl Charset {
+    /// Builds the table from the dictionary file (one character per line).
+    pub fn new(dict: &str) -> Charset {
+        let mut chars = vec![String::new()];
+        chars.extend(dict.lines().map(|l| l.trim_end_matches('\r').to_string()));
+        chars.push(" ".to_string());
+        Charset { chars }
+    }
+
+    /// Number of classes, blank included.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.chars.len()
+    }
+}
+
+/// Recognised text and its confidence (mean probability of the kept characters).
+pub fn recognize(model: &Model, charset: &Charset, line: &RgbImage) -> Result<(String, f32), OcrError> {
+    let (w, h) = line.dimensions();
+    let want = (H as f32 * w as f32 / h.max(1) as f32).ceil() as usize;
+    let max = BUCKETS[BUCKETS.len() - 1];
+    let rw = want.clamp(1, max);
+    let bw = BUCKETS.iter().copied().find(|&b| b >= rw).unwrap_or(max);
+    let resized = resize(line, rw as u32, H as u32);
+    let input = to_tensor(&resized, H, bw, Norm::SYMMETRIC, [0.0; 3]);
+    let out = model.run([1, 3, H, bw], input)?;
+    let shape = out.shape().to_vec();
+    let probs = as_f32(&out, "rec")?;
+    let classes = *shape.last().unwrap_or(&0);
+    if classes != charset.len() {
+        return Err(OcrError::Model(format!(
+            "rec output has {classes} classes, dictionary {}",
+            charset.len()
+        )));
+    }
+    Ok(ctc_decode(probs, classes, charset))
+}
+
+/// Greedy CTC: best class per step, collapse repeats, drop blanks.
+pub fn ctc_decode(probs: &[f32], classes: usize, charset: &Charset) -> (String, f32) {
+    let mut text = String::new();
+    let mut conf = Vec::new();
+    let mut prev = usize::MAX;
+    for step in probs.chunks_exact(classes) {
+        let (best, p) = step
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0, f32::MIN), |a, (i, v)| if v > a.1 { (i, v) } else { a });
+        if best != 0 && best != prev {
+            text.push_str(&charset.chars[best]);
+            conf.push(p);
+        }
+        prev = best;
+    }
+    let score = if conf.is_empty() {
+        0.0
+    } else {
+        conf.iter().sum::<f32>() / conf.len() as f32
+    };
+    (text, score)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctc_collapses_repeats_and_blanks() {
+        let cs = Charset::new("a\nb\n");
+        assert_eq!(cs.len(), 4); // blank, a, b, space
+        // Steps: a a blank a b space b → "aab b"
+        let seq = [1, 1, 0, 1, 2, 3, 2];
+        let mut probs = Vec::new();
+        for &c in &seq {
+            let mut s = vec![0.0f32; 4];
+            s[c] = if c == 2 { 0.6 } else { 0.9 };
+            probs.extend(s);
+        }
+        let (text, conf) = ctc_decode(&probs, 4, &cs);
+        assert_eq!(text, "aab b");
+        assert!((conf - (0.9 + 0.9 + 0.6 + 0.9 + 0.6) / 5.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn all_blank_is_empty_with_zero_confidence() {
+        let cs = Charset::new("a\n");
+        let probs = [0.9, 0.1, 0.0, 0.95, 0.05, 0.0];
+        assert_eq!(ctc_decode(&probs, 3, &cs), (String::new(), 0.0));
+    }
+}
