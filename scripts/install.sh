@@ -20,6 +20,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
+orig_args=("$@")
 binary=""
 host=""
 uninstall=0
@@ -91,9 +92,7 @@ fi
 
 # ---- local -----------------------------------------------------------------
 if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
-  exec sudo bash "$0" ${binary:+--binary "$binary"} \
-    $([ "$uninstall" = 1 ] && echo --uninstall) $([ "$purge" = 1 ] && echo --purge) \
-    $([ "$start" = 0 ] && echo --no-start)
+  exec sudo bash "$0" "${orig_args[@]}"
 fi
 
 bin_dest="$root/usr/local/bin/ocrbox"
