@@ -9,8 +9,31 @@ use super::OcrError;
 const H: usize = 48;
 const W: usize = 192;
 
+/// Windows classified per line, at most.
+const WINDOWS: u32 = 4;
+
 /// Probability that the line is upside down.
+///
+/// The classifier sees 192×48: a long line squeezed into that is unreadable, and the reference
+/// misjudges such lines. Long lines are instead cut into up to four windows of the classifier's
+/// own aspect ratio, spread evenly along the line, and their probabilities averaged.
 pub fn upside_down(model: &Model, line: &RgbImage) -> Result<f32, OcrError> {
+    let (w, h) = line.dimensions();
+    let win = h.max(1) * (W / H) as u32;
+    if w <= win + win / 2 {
+        return classify(model, line);
+    }
+    let n = (w / win).clamp(2, WINDOWS);
+    let mut sum = 0.0;
+    for i in 0..n {
+        let x = (w - win) * i / (n - 1);
+        let view = image::imageops::crop_imm(line, x, 0, win, h).to_image();
+        sum += classify(model, &view)?;
+    }
+    Ok(sum / n as f32)
+}
+
+fn classify(model: &Model, line: &RgbImage) -> Result<f32, OcrError> {
     let (w, h) = line.dimensions();
     let rw = ((H as f32 * w as f32 / h.max(1) as f32).ceil() as usize).clamp(1, W);
     let resized = resize(line, rw as u32, H as u32);

@@ -34,7 +34,12 @@ fn sample(img: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
     let (ax, ay) = (x - fx, y - fy);
     let at = |xi: i64, yi: i64| img.get_pixel(xi.clamp(0, w - 1) as u32, yi.clamp(0, h - 1) as u32);
     let (x0, y0) = (fx as i64, fy as i64);
-    let (p00, p10, p01, p11) = (at(x0, y0), at(x0 + 1, y0), at(x0, y0 + 1), at(x0 + 1, y0 + 1));
+    let (p00, p10, p01, p11) = (
+        at(x0, y0),
+        at(x0 + 1, y0),
+        at(x0, y0 + 1),
+        at(x0 + 1, y0 + 1),
+    );
     let mut out = [0u8; 3];
     for c in 0..3 {
         let top = f32::from(p00[c]) * (1.0 - ax) + f32::from(p10[c]) * ax;

@@ -160,14 +160,18 @@ mod tests {
 
     fn png(img: DynamicImage) -> Vec<u8> {
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
         out
     }
 
     #[test]
     fn rejects_empty_and_garbage() {
         assert!(matches!(sniff(b""), Err(DecodeError::Empty)));
-        assert!(matches!(sniff(b"hello world, not an image"), Err(DecodeError::NotAnImage)));
+        assert!(matches!(
+            sniff(b"hello world, not an image"),
+            Err(DecodeError::NotAnImage)
+        ));
     }
 
     #[test]
@@ -194,7 +198,10 @@ mod tests {
             max_pixels: 10_000,
             ..Limits::default()
         };
-        assert!(matches!(decode(&bytes, &limits), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            decode(&bytes, &limits),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -39,20 +39,60 @@ impl Default for DetParams {
 const BUCKETS: [usize; 8] = [128, 256, 384, 512, 640, 768, 896, 960];
 
 fn bucket(n: usize) -> usize {
-    BUCKETS.iter().copied().find(|&b| b >= n).unwrap_or(n.div_ceil(32) * 32)
+    BUCKETS
+        .iter()
+        .copied()
+        .find(|&b| b >= n)
+        .unwrap_or(n.div_ceil(32) * 32)
 }
 
 /// The network's input size for an image: the longer side limited, both sides multiples of 32
 /// (the reference's rounding, which may change the aspect ratio slightly).
 pub fn input_size(w: u32, h: u32, limit: u32) -> (u32, u32) {
     let long = w.max(h);
-    let ratio = if long > limit { limit as f32 / long as f32 } else { 1.0 };
+    let ratio = if long > limit {
+        limit as f32 / long as f32
+    } else {
+        1.0
+    };
     let round32 = |v: f32| (((v as u32) as f32 / 32.0).round() as u32 * 32).max(32);
     (round32(w as f32 * ratio), round32(h as f32 * ratio))
 }
 
 /// Finds text boxes in `img`; corners are in `img`'s pixel coordinates.
 pub fn detect(model: &Model, img: &RgbImage, p: &DetParams) -> Result<Vec<Quad>, OcrError> {
+    // Text touching the edge is missed or clipped by DB (its kernels need context on both
+    // sides), so the image gets a margin of its own border colour first.
+    let margin = margin(img.width(), img.height());
+    let padded = pad(img, margin);
+    let quads = detect_unpadded(model, &padded, p)?;
+    let (max_x, max_y) = ((img.width() - 1) as f32, (img.height() - 1) as f32);
+    let m = margin as f32;
+    Ok(quads
+        .into_iter()
+        .map(|q| q.map(|[x, y]| [(x - m).clamp(0.0, max_x), (y - m).clamp(0.0, max_y)]))
+        .filter(|q| geometry::dist(q[0], q[1]) > 3.0 && geometry::dist(q[0], q[3]) > 3.0)
+        .collect())
+}
+
+/// A quarter of the shorter side, within 8..=16 px (tuned on rendered-dev lines: more margin
+/// than that changes how DB splits long lines).
+fn margin(w: u32, h: u32) -> u32 {
+    (w.min(h) / 4).clamp(8, 16)
+}
+
+/// Pads by replicating the edge pixels: a flat colour would draw a rectangle's edge around the
+/// image, which the detector takes for part of a text region.
+fn pad(img: &RgbImage, m: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    RgbImage::from_fn(w + 2 * m, h + 2 * m, |x, y| {
+        let sx = x.saturating_sub(m).min(w - 1);
+        let sy = y.saturating_sub(m).min(h - 1);
+        *img.get_pixel(sx, sy)
+    })
+}
+
+fn detect_unpadded(model: &Model, img: &RgbImage, p: &DetParams) -> Result<Vec<Quad>, OcrError> {
     let (src_w, src_h) = img.dimensions();
     let (rw, rh) = input_size(src_w, src_h, p.limit_side);
     let resized = resize(img, rw, rh);
@@ -70,8 +110,8 @@ pub fn detect(model: &Model, img: &RgbImage, p: &DetParams) -> Result<Vec<Quad>,
     Ok(boxes_from_map(&pred, w, h, src_w, src_h, p))
 }
 
-/// The mean colour of the image's border, normalised: padding that looks like background.
-fn border_color(img: &RgbImage) -> [f32; 3] {
+/// The mean colour of the image's border.
+fn mean_border(img: &RgbImage) -> [u8; 3] {
     let (w, h) = img.dimensions();
     let mut sum = [0u64; 3];
     let mut n = 0u64;
@@ -83,7 +123,12 @@ fn border_color(img: &RgbImage) -> [f32; 3] {
             n += 1;
         }
     }
-    let rgb = sum.map(|s| (s / n.max(1)) as u8);
+    sum.map(|s| (s / n.max(1)) as u8)
+}
+
+/// [`mean_border`], normalised: bucket padding that looks like background.
+fn border_color(img: &RgbImage) -> [f32; 3] {
+    let rgb = mean_border(img);
     let bgr = [rgb[2], rgb[1], rgb[0]];
     let mut out = [0.0; 3];
     for c in 0..3 {
@@ -104,7 +149,10 @@ pub fn boxes_from_map(
     const MIN_SIZE: f32 = 3.0;
     let mask: Vec<bool> = pred.iter().map(|&v| v > p.thresh).collect();
     let mut out = Vec::new();
-    for region in geometry::regions(&mask, w, h).into_iter().take(p.max_candidates) {
+    for region in geometry::regions(&mask, w, h)
+        .into_iter()
+        .take(p.max_candidates)
+    {
         let rect = min_area_rect(&region);
         if rect.short_side() < MIN_SIZE {
             continue;
@@ -193,8 +241,14 @@ mod tests {
         let q = boxes[0];
         // Region spans x 10..49, y 12..19 (pixel centres): 39×7. Unclip d = 273×1.6/92 ≈ 4.75.
         let d = 39.0 * 7.0 * 1.6 / 92.0;
-        assert!((q[0][0] - ((10.0 - d) * 2.0f32).round()).abs() <= 1.0, "{q:?}");
-        assert!((q[2][1] - ((19.0 + d) * 2.0f32).round()).abs() <= 1.0, "{q:?}");
+        assert!(
+            (q[0][0] - ((10.0 - d) * 2.0f32).round()).abs() <= 1.0,
+            "{q:?}"
+        );
+        assert!(
+            (q[2][1] - ((19.0 + d) * 2.0f32).round()).abs() <= 1.0,
+            "{q:?}"
+        );
     }
 
     #[test]

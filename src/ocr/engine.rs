@@ -90,7 +90,17 @@ impl Engine {
         timings.classify = t.elapsed();
 
         let t = Instant::now();
-        let texts = self.par_map(&crops, |c| recognize(&self.rec, &self.charset, c))?;
+        let mut texts = self.par_map(&crops, |c| recognize(&self.rec, &self.charset, c))?;
+        if let ([crop], [p]) = (crops.as_slice(), flips.as_slice()) {
+            // A lone line has no page to vote with: when the classifier has any doubt, read
+            // it both ways and keep the more confident reading.
+            if *p > 0.5 {
+                let other = recognize(&self.rec, &self.charset, &rotate180(crop))?;
+                if other.1 > texts[0].1 {
+                    texts[0] = other;
+                }
+            }
+        }
         let mut found: Vec<(Quad, String, f32)> = Vec::new();
         for (q, (text, conf)) in quads.iter().zip(texts) {
             if conf >= DROP_SCORE && !text.trim().is_empty() {
@@ -112,13 +122,21 @@ impl Engine {
     /// Recognises the whole image as one line: detection misses short, wide images whose text
     /// touches the edges, and captcha-like images with noisy backgrounds.
     fn whole_line(&self, img: &RgbImage) -> Result<Option<(Quad, String, f32)>, OcrError> {
-        let mut line = img.clone();
-        if upside_down(&self.cls, &line)? > CLS_THRESH {
-            line = rotate180(&line);
+        let mut best = recognize(&self.rec, &self.charset, img)?;
+        if upside_down(&self.cls, img)? > 0.5 {
+            let other = recognize(&self.rec, &self.charset, &rotate180(img))?;
+            if other.1 > best.1 {
+                best = other;
+            }
         }
-        let (text, conf) = recognize(&self.rec, &self.charset, &line)?;
+        let (text, conf) = best;
         let (w, h) = (img.width() as f32, img.height() as f32);
-        let quad = [[0.0, 0.0], [w - 1.0, 0.0], [w - 1.0, h - 1.0], [0.0, h - 1.0]];
+        let quad = [
+            [0.0, 0.0],
+            [w - 1.0, 0.0],
+            [w - 1.0, h - 1.0],
+            [0.0, h - 1.0],
+        ];
         // Lower bar than for detected lines: there is no other candidate to prefer.
         Ok((conf >= 0.3 && !text.trim().is_empty()).then_some((quad, text, conf)))
     }
@@ -159,7 +177,11 @@ impl Engine {
 
     /// Plans currently cached per model (det, cls, rec): for diagnostics and benchmarks.
     pub fn cached_plans(&self) -> [usize; 3] {
-        [self.det.cached_plans(), self.cls.cached_plans(), self.rec.cached_plans()]
+        [
+            self.det.cached_plans(),
+            self.cls.cached_plans(),
+            self.rec.cached_plans(),
+        ]
     }
 }
 
@@ -167,7 +189,11 @@ impl Engine {
 /// reliably than short fragments). One wrongly flipped line costs little; a page read
 /// bottom-to-top with every line garbled costs everything.
 fn page_upside_down(crops: &[RgbImage], p180: &[f32]) -> bool {
-    let vote: f32 = crops.iter().zip(p180).map(|(c, &p)| c.width() as f32 * (p - 0.5)).sum();
+    let vote: f32 = crops
+        .iter()
+        .zip(p180)
+        .map(|(c, &p)| c.width() as f32 * (p - 0.5))
+        .sum();
     vote > 0.0
 }
 
@@ -197,7 +223,11 @@ fn assemble(found: Vec<(Quad, String, f32)>, turned: bool, img: &RgbImage) -> Pa
         text_lines.push(parts.join(" "));
         for i in group {
             let (quad, text, confidence) = found[i].clone();
-            lines.push(Line { text, confidence, quad });
+            lines.push(Line {
+                text,
+                confidence,
+                quad,
+            });
         }
     }
     Page {

@@ -125,7 +125,9 @@ pub fn convex_hull(points: &[Point]) -> Vec<Point> {
             Box::new(pts.iter().rev())
         };
         for &p in iter {
-            while hull.len() >= start + 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], p) <= 0.0 {
+            while hull.len() >= start + 2
+                && cross(hull[hull.len() - 2], hull[hull.len() - 1], p) <= 0.0
+            {
                 hull.pop();
             }
             hull.push(p);
@@ -348,12 +350,22 @@ mod tests {
     fn region_rows_keep_extremes_only() {
         let mask = vec![true; 4 * 2];
         let r = regions(&mask, 4, 2);
-        assert_eq!(r, vec![vec![[0.0, 0.0], [3.0, 0.0], [0.0, 1.0], [3.0, 1.0]]]);
+        assert_eq!(
+            r,
+            vec![vec![[0.0, 0.0], [3.0, 0.0], [0.0, 1.0], [3.0, 1.0]]]
+        );
     }
 
     #[test]
     fn hull_drops_interior_and_collinear_points() {
-        let pts = [[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [2.0, 2.0], [0.0, 2.0], [1.0, 1.0]];
+        let pts = [
+            [0.0, 0.0],
+            [2.0, 0.0],
+            [1.0, 0.0],
+            [2.0, 2.0],
+            [0.0, 2.0],
+            [1.0, 1.0],
+        ];
         let mut h = convex_hull(&pts);
         h.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
         assert_eq!(h, vec![[0.0, 0.0], [0.0, 2.0], [2.0, 0.0], [2.0, 2.0]]);
@@ -361,7 +373,13 @@ mod tests {
 
     #[test]
     fn min_area_rect_of_axis_aligned_box() {
-        let pts = [[10.0, 5.0], [30.0, 5.0], [30.0, 9.0], [10.0, 9.0], [20.0, 7.0]];
+        let pts = [
+            [10.0, 5.0],
+            [30.0, 5.0],
+            [30.0, 9.0],
+            [10.0, 9.0],
+            [20.0, 7.0],
+        ];
         let r = min_area_rect(&pts);
         assert!(close(r.size[0], 20.0) && close(r.size[1], 4.0), "{r:?}");
         assert!(close(r.center[0], 20.0) && close(r.center[1], 7.0));
@@ -374,7 +392,10 @@ mod tests {
         // A 10×2 rectangle rotated by 30°, hand-checked: its rectangle is itself.
         let (s, c) = (30f32.to_radians().sin(), 30f32.to_radians().cos());
         let rect = [[0.0, 0.0], [10.0, 0.0], [10.0, 2.0], [0.0, 2.0]];
-        let pts: Vec<Point> = rect.iter().map(|p| [p[0] * c - p[1] * s, p[0] * s + p[1] * c]).collect();
+        let pts: Vec<Point> = rect
+            .iter()
+            .map(|p| [p[0] * c - p[1] * s, p[0] * s + p[1] * c])
+            .collect();
         let r = min_area_rect(&pts);
         assert!(close(r.size[0], 10.0) && close(r.size[1], 2.0), "{r:?}");
         assert!(close(r.axis[0], c) && close(r.axis[1], s), "{r:?}");

@@ -15,9 +15,19 @@ fn geo(q: &Quad) -> Geo {
     let cy = q.iter().map(|p| p[1]).sum::<f32>() / 4.0;
     let h = (dist(q[0], q[3]) + dist(q[1], q[2])) / 2.0;
     let dx = q[1][0] - q[0][0];
-    let slope = if dx.abs() > 1.0 { (q[1][1] - q[0][1]) / dx } else { 0.0 };
+    let slope = if dx.abs() > 1.0 {
+        (q[1][1] - q[0][1]) / dx
+    } else {
+        0.0
+    };
     let x0 = q.iter().map(|p| p[0]).fold(f32::MAX, f32::min);
-    Geo { cx, cy, h, x0, slope }
+    Geo {
+        cx,
+        cy,
+        h,
+        x0,
+        slope,
+    }
 }
 
 /// Groups boxes into lines; returns, per line in reading order, the box indices left to right.
@@ -70,7 +80,11 @@ mod tests {
 
     #[test]
     fn same_line_boxes_join_left_to_right() {
-        let q = [rect(200.0, 12.0, 50.0, 20.0), rect(10.0, 10.0, 100.0, 20.0), rect(10.0, 50.0, 80.0, 20.0)];
+        let q = [
+            rect(200.0, 12.0, 50.0, 20.0),
+            rect(10.0, 10.0, 100.0, 20.0),
+            rect(10.0, 50.0, 80.0, 20.0),
+        ];
         assert_eq!(lines(&q), vec![vec![1, 0], vec![2]]);
     }
 
@@ -82,7 +96,12 @@ mod tests {
             let d = 0.03 * w;
             [[x, y], [x + w, y - d], [x + w, y - d + 14.0], [x, y + 14.0]]
         };
-        let q = [tilt(0.0, 100.0, 300.0), tilt(400.0, 88.0, 300.0), tilt(0.0, 120.0, 300.0), tilt(400.0, 108.0, 300.0)];
+        let q = [
+            tilt(0.0, 100.0, 300.0),
+            tilt(400.0, 88.0, 300.0),
+            tilt(0.0, 120.0, 300.0),
+            tilt(400.0, 108.0, 300.0),
+        ];
         assert_eq!(lines(&q), vec![vec![0, 1], vec![2, 3]]);
     }
 

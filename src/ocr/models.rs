@@ -106,7 +106,12 @@ impl Model {
         lru.tick += 1;
         let tick = lru.tick;
         if lru.plans.len() >= lru.cap && !lru.plans.contains_key(&shape) {
-            if let Some(oldest) = lru.plans.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k) {
+            if let Some(oldest) = lru
+                .plans
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| *k)
+            {
                 lru.plans.remove(&oldest);
             }
         }

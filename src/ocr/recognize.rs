@@ -37,7 +37,11 @@ impl Charset {
 }
 
 /// Recognised text and its confidence (mean probability of the kept characters).
-pub fn recognize(model: &Model, charset: &Charset, line: &RgbImage) -> Result<(String, f32), OcrError> {
+pub fn recognize(
+    model: &Model,
+    charset: &Charset,
+    line: &RgbImage,
+) -> Result<(String, f32), OcrError> {
     let (w, h) = line.dimensions();
     let want = (H as f32 * w as f32 / h.max(1) as f32).ceil() as usize;
     let max = BUCKETS[BUCKETS.len() - 1];
@@ -91,7 +95,7 @@ mod tests {
     fn ctc_collapses_repeats_and_blanks() {
         let cs = Charset::new("a\nb\n");
         assert_eq!(cs.len(), 4); // blank, a, b, space
-        // Steps: a a blank a b space b → "aab b"
+                                 // Steps: a a blank a b space b → "aab b"
         let seq = [1, 1, 0, 1, 2, 3, 2];
         let mut probs = Vec::new();
         for &c in &seq {
