@@ -84,9 +84,15 @@ case "$ver" in *"models:"*) ;; *) fail "--version does not list the models" ;; e
 
 # 2. ocr on the command line
 t0=$(now)
-text=$(run ocr "$image") || fail "ocr exited non-zero"
+if [ -x /usr/bin/time ]; then
+  text=$(/usr/bin/time -f "%M" -o "$work/ocr.time" "${runner[@]}" "$bin" ocr "$image") || fail "ocr exited non-zero"
+else
+  text=$(run ocr "$image") || fail "ocr exited non-zero"
+fi
 t1=$(now)
-echo "    ocr: '$text' ($(elapsed "$t0" "$t1") s)"
+cli_s=$(elapsed "$t0" "$t1")
+cli_kb=$(cat "$work/ocr.time" 2>/dev/null || echo "?")
+echo "    ocr: '$text' ($cli_s s)"
 grep -qiF -- "$expect" <<<"$text" || fail "ocr output lacks '$expect'"
 
 # 3. a key for the server
@@ -142,5 +148,6 @@ size=$(stat -c %s "$bin")
 echo "measure: binary $(basename "$bin"): ${size} bytes"
 echo "measure: start to first answered request: ${start_s} s${runner:+ (emulated)}"
 echo "measure: RSS idle: ${idle_kb} KiB; after OCR: ${ocr_kb} KiB; peak: ${peak_kb} KiB${runner:+ (qemu process)}"
+echo "measure: CLI 'ocr $(basename "$image")': ${cli_s} s, peak RSS ${cli_kb} KiB${runner:+ (emulated)}"
 echo "measure: solve->result round trip: $(elapsed "$t0" "$t1") s${runner:+ (emulated)}"
 echo "qemu-smoke: PASS"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Measure the release binaries for the README ("Measurements"): size, time from
+# start to the first answered request, RSS idle and after the OCR of a page,
+# CLI OCR time. Runs scripts/qemu-smoke.sh on each binary with a whole page.
+#
+#   scripts/measure-release.sh [BINARY...]
+#
+# BINARY defaults to target/dist/ocrbox-{x86_64,aarch64}-unknown-linux-musl
+# (scripts/build-release.sh). The aarch64 binary runs under qemu-aarch64: its
+# times are emulated (tens of times slower than a real Pi) and its RSS is the
+# qemu process's, which includes the emulator's code cache.
+# MEASURE_IMAGE / MEASURE_EXPECT: the page and a substring of its text
+# (default: page_0.png of the rendered development set in shared/).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tdir="${CARGO_TARGET_DIR:-$root/target}"
+[ $# -gt 0 ] || set -- "$tdir/dist/ocrbox-x86_64-unknown-linux-musl" "$tdir/dist/ocrbox-aarch64-unknown-linux-musl"
+export SMOKE_IMAGE="${MEASURE_IMAGE:-$root/../shared/eval/rendered-dev/page_0.png}"
+export SMOKE_EXPECT="${MEASURE_EXPECT:-write-protect}"
+export SMOKE_TIMEOUT="${SMOKE_TIMEOUT:-1800}"
+echo "machine: $(nproc) cores, $(uname -m), $(awk '/model name/ { $1=$2=$3=""; print; exit }' /proc/cpuinfo)"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews times)"
+for b in "$@"; do
+  echo "=== $(basename "$b")"
+  "$root/scripts/qemu-smoke.sh" "$b" | grep -E '^(measure|qemu-smoke):'
+done
