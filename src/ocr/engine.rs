@@ -107,7 +107,7 @@ impl Engine {
                 found.push((*q, text, conf));
             }
         }
-        if found.is_empty() && line_shaped(img) {
+        if found.is_empty() && small(img) {
             if let Some(line) = self.whole_line(img)? {
                 found.push(line);
             }
@@ -119,8 +119,8 @@ impl Engine {
         Ok(page)
     }
 
-    /// Recognises the whole image as one line: detection misses short, wide images whose text
-    /// touches the edges, and captcha-like images with noisy backgrounds.
+    /// Recognises the whole image as one line: detection misses single characters, short wide
+    /// images whose text touches the edges, and captcha-like images with noisy backgrounds.
     fn whole_line(&self, img: &RgbImage) -> Result<Option<(Quad, String, f32)>, OcrError> {
         let mut best = recognize(&self.rec, &self.charset, img)?;
         if upside_down(&self.cls, img)? > 0.5 {
@@ -204,9 +204,11 @@ fn turn(q: &Quad, img: &RgbImage) -> Quad {
     [q[2], q[3], q[0], q[1]].map(|[x, y]| [w - x, h - y])
 }
 
-fn line_shaped(img: &RgbImage) -> bool {
-    let (w, h) = img.dimensions();
-    h <= 256 && w as f32 >= 1.2 * h as f32
+/// Small enough to be a single word, line or captcha. Tried on rendered and receipt lines
+/// and captchas: requiring a wide aspect as well lost single characters, and preferring the
+/// whole-image reading over detected boxes whenever its confidence is higher did not pay.
+fn small(img: &RgbImage) -> bool {
+    img.height() <= 256
 }
 
 /// Orders the lines and builds the page text. Quads stay in source pixels; on a turned page the

@@ -74,7 +74,7 @@ pub fn ctc_decode(probs: &[f32], classes: usize, charset: &Charset) -> (String, 
             .enumerate()
             .fold((0, f32::MIN), |a, (i, v)| if v > a.1 { (i, v) } else { a });
         if best != 0 && best != prev {
-            text.push_str(&charset.chars[best]);
+            text.extend(charset.chars[best].chars().map(halfwidth));
             conf.push(p);
         }
         prev = best;
@@ -85,6 +85,16 @@ pub fn ctc_decode(probs: &[f32], classes: usize, charset: &Charset) -> (String, 
         conf.iter().sum::<f32>() / conf.len() as f32
     };
     (text, score)
+}
+
+/// Folds full-width ASCII forms (which the Chinese-trained dictionary often prefers for
+/// brackets and punctuation next to Latin text) to their ASCII characters.
+fn halfwidth(c: char) -> char {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c),
+        '\u{3000}' => ' ',
+        _ => c,
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +116,18 @@ mod tests {
         let (text, conf) = ctc_decode(&probs, 4, &cs);
         assert_eq!(text, "aab b");
         assert!((conf - (0.9 + 0.9 + 0.6 + 0.9 + 0.6) / 5.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn full_width_forms_fold_to_ascii() {
+        let cs = Charset::new("\u{FF08}\nR\n\u{FF09}\n");
+        let mut probs = Vec::new();
+        for c in [1, 2, 3] {
+            let mut s = vec![0.0f32; cs.len()];
+            s[c] = 1.0;
+            probs.extend(s);
+        }
+        assert_eq!(ctc_decode(&probs, cs.len(), &cs).0, "(R)");
     }
 
     #[test]
