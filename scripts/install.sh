@@ -17,6 +17,7 @@
 # --uninstall: stops and disables the service, removes binary and unit; the
 #   database in /var/lib/ocrbox is kept unless --purge is given.
 # --root DIR: install into DIR instead of / and skip systemctl (packaging/tests).
+# SSH_OPTS: extra options for ssh and scp, e.g. SSH_OPTS="-o Port=2222".
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
     --purge) purge=1; shift ;;
     --no-start) start=0; shift ;;
     --root) root="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -66,6 +67,7 @@ default_binary() {
 # ---- remote: copy everything over and run this script there ---------------
 if [ -n "$host" ]; then
   remote_dir="/tmp/ocrbox-install.$$"
+  read -r -a sshopts <<<"${SSH_OPTS:-}"
   args=()
   if [ "$uninstall" = 1 ]; then
     args+=(--uninstall)
@@ -73,7 +75,7 @@ if [ -n "$host" ]; then
     files=("$here/install.sh")
   else
     if [ -z "$binary" ]; then
-      arch=$(ssh "$host" uname -m)
+      arch=$(ssh "${sshopts[@]}" "$host" uname -m)
       say "$host is $arch"
       binary=$(default_binary "$arch")
     fi
@@ -82,11 +84,11 @@ if [ -n "$host" ]; then
     [ "$start" = 0 ] && args+=(--no-start)
   fi
   say "copying ${files[*]} to $host:$remote_dir"
-  ssh "$host" mkdir -p "$remote_dir"
-  scp -q "${files[@]}" "$host:$remote_dir/"
+  ssh "${sshopts[@]}" "$host" mkdir -p "$remote_dir"
+  scp -q "${sshopts[@]}" "${files[@]}" "$host:$remote_dir/"
   say "running install.sh ${args[*]} on $host"
   # -t: sudo may ask for a password.
-  ssh -t "$host" "sudo bash $remote_dir/install.sh ${args[*]}; rc=\$?; rm -rf $remote_dir; exit \$rc"
+  ssh -t "${sshopts[@]}" "$host" "s=; [ \$(id -u) = 0 ] || s=sudo; \$s bash $remote_dir/install.sh ${args[*]}; rc=\$?; rm -rf $remote_dir; exit \$rc"
   exit $?
 fi
 
