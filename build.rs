@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
-    println!("cargo:rustc-env=OCRBOX_TARGET={target}");
+    println!("cargo:rustc-env=OCRBOX_BUILD_TARGET={target}");
     let mut parts = Vec::new();
     for name in ["det.onnx", "cls.onnx", "rec.onnx", "ppocrv5_dict.txt"] {
         let path = format!("models/{name}");
@@ -14,5 +14,5 @@ fn main() {
         let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
         parts.push(format!("{} {hex}", name.split('.').next().unwrap_or(name)));
     }
-    println!("cargo:rustc-env=OCRBOX_MODELS={}", parts.join(", "));
+    println!("cargo:rustc-env=OCRBOX_BUILD_MODELS={}", parts.join(", "));
 }

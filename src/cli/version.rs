@@ -4,8 +4,8 @@
 pub const LONG: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
-    env!("OCRBOX_TARGET"),
+    env!("OCRBOX_BUILD_TARGET"),
     ")\nmodels: PP-OCRv5 mobile (",
-    env!("OCRBOX_MODELS"),
+    env!("OCRBOX_BUILD_MODELS"),
     ")"
 );
