@@ -3,4 +3,10 @@
 //! Data flow: [`http`] (requests) → [`ledger`] (keys & credits) → [`workers`] (bounded queue,
 //! inference threads running [`ocr::Engine`]) → [`tasks`] (results until expiry) → poll.
 
+pub mod admin;
+pub mod config;
+pub mod http;
+pub mod ledger;
 pub mod ocr;
+pub mod tasks;
+pub mod workers;

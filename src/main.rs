@@ -24,6 +24,10 @@ enum Command {
     Ocr(cli::ocr::Args),
     /// Measure accuracy on a labelled set (TSV: image path, expected text).
     Eval(cli::eval::Args),
+    /// Serve the HTTP API (see README: API, configuration).
+    Serve(cli::serve::Args),
+    /// Manage API keys and credits (works while `serve` runs).
+    Keys(cli::keys::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,5 +35,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Ocr(args) => cli::ocr::run(args),
         Command::Eval(args) => cli::eval::run(args),
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Keys(args) => cli::keys::run(args),
     }
 }

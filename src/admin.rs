@@ -1,0 +1,155 @@
+//! Key administration, both through a running server and directly on the database file.
+//!
+//! redb locks its file for one process, so while `ocrbox serve` runs, `ocrbox keys` cannot open
+//! the database. Instead the server listens on a unix socket next to it (`<db>.sock`, mode 0600,
+//! so only the database's owner can use it; never on the network) and runs the same
+//! [`execute`] on the client's behalf. Protocol: one JSON [`Request`] line in, one JSON
+//! [`Reply`] line out, per connection.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+
+use crate::ledger::{CreditChange, KeyInfo, KeyRow, Ledger};
+
+/// An administration command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Request {
+    Add { name: String, solves: u64 },
+    List,
+    Credit { key: String, change: CreditChange },
+    Revoke { key: String },
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "lowercase")]
+pub enum Reply {
+    /// A new key: the secret (shown once) and its record.
+    Added {
+        key: String,
+        info: KeyInfo,
+    },
+    Keys {
+        keys: Vec<KeyRow>,
+    },
+    Key {
+        info: KeyInfo,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// Runs `req` against `ledger`.
+pub fn execute(ledger: &Ledger, req: Request) -> Reply {
+    let result = match req {
+        Request::Add { name, solves } => ledger
+            .add_key(&name, solves)
+            .map(|(key, info)| Reply::Added { key, info }),
+        Request::List => ledger.list().map(|keys| Reply::Keys { keys }),
+        Request::Credit { key, change } => {
+            ledger.credit(&key, change).map(|info| Reply::Key { info })
+        }
+        Request::Revoke { key } => ledger.revoke(&key).map(|info| Reply::Key { info }),
+    };
+    result.unwrap_or_else(|e| Reply::Error {
+        message: e.to_string(),
+    })
+}
+
+/// Binds the admin socket at `path`, owner-only. A leftover socket from a crashed server is
+/// replaced; by the time this runs we hold the database lock, so no live server owns it.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Answers admin requests on `listener` until the task is dropped.
+pub async fn serve(listener: UnixListener, ledger: Arc<Ledger>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin socket accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ledger = Arc::clone(&ledger);
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            // Cap one request line; admin requests are tiny.
+            let mut reader = tokio::io::BufReader::new(read.take(64 * 1024));
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await;
+            let reply = match read {
+                Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+                    Ok(req) => {
+                        tracing::info!(target: "ocrbox::admin", op = op_name(&req), "admin request");
+                        tokio::task::spawn_blocking(move || execute(&ledger, req))
+                            .await
+                            .unwrap_or_else(|e| Reply::Error {
+                                message: e.to_string(),
+                            })
+                    }
+                    Err(e) => Reply::Error {
+                        message: format!("bad request: {e}"),
+                    },
+                },
+                _ => return,
+            };
+            let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+            out.push(b'\n');
+            let _ = write.write_all(&out).await;
+        });
+    }
+}
+
+fn op_name(req: &Request) -> &'static str {
+    match req {
+        Request::Add { .. } => "add",
+        Request::List => "list",
+        Request::Credit { .. } => "credit",
+        Request::Revoke { .. } => "revoke",
+    }
+}
+
+/// Sends `req` to the server listening on `socket`. `Ok(None)` when no server is listening there.
+pub fn call(socket: &Path, req: &Request) -> std::io::Result<Option<Reply>> {
+    let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply)?;
+    serde_json::from_str(&reply)
+        .map(Some)
+        .map_err(|e| std::io::Error::other(format!("bad reply from server: {e}")))
+}

@@ -1,0 +1,164 @@
+//! `ocrbox serve`: the HTTP API, the inference workers and the admin socket in one process.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ocrbox::config::ServeConfig;
+use ocrbox::ledger::Ledger;
+use ocrbox::tasks::TaskStore;
+use ocrbox::workers::Pool;
+use ocrbox::{admin, http, ocr};
+
+/// Arguments of `ocrbox serve`.
+pub type Args = ServeConfig;
+
+/// Runs the server until SIGTERM or SIGINT.
+pub fn run(cfg: Args) -> ExitCode {
+    init_logging();
+    match serve(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ocrbox serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OCRBOX_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn serve(cfg: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
+    // Open the database first: it fails fast when another server already holds it.
+    let ledger = Arc::new(Ledger::open(&cfg.db)?);
+    let engine = Arc::new(ocr::Engine::new()?);
+    let tasks = Arc::new(TaskStore::new(cfg.task_ttl));
+    let workers = cfg.workers();
+    let pool = Arc::new(Pool::start(
+        workers,
+        cfg.queue,
+        engine,
+        Arc::clone(&tasks),
+        ocr::Limits::default(),
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ocrbox-io")
+        .build()?;
+    let socket = cfg.socket_path();
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        if ledger.is_empty()? {
+            let (key, _) = ledger.add_key("first key", cfg.first_key_solves)?;
+            print_first_key(&key, cfg.first_key_solves, addr);
+        }
+        let admin_listener = admin::bind(&socket)
+            .map_err(|e| format!("cannot create admin socket {}: {e}", socket.display()))?;
+        tokio::spawn(admin::serve(admin_listener, Arc::clone(&ledger)));
+        tokio::spawn(reaper(Arc::clone(&tasks), Arc::clone(&ledger)));
+        tracing::info!(
+            %addr,
+            db = %cfg.db.display(),
+            workers,
+            queue = cfg.queue,
+            ttl_s = cfg.task_ttl.as_secs_f64(),
+            max_upload = cfg.max_upload,
+            "ocrbox serving"
+        );
+        // Tests and scripts read this line to learn the port when listening on port 0.
+        println!("listening on {addr}");
+        let _ = std::io::stdout().flush();
+        let state = Arc::new(http::AppState::new(
+            Arc::clone(&ledger),
+            Arc::clone(&tasks),
+            Arc::clone(&pool),
+            cfg.max_upload,
+        ));
+        let limits = http::Limits {
+            max_connections: cfg.max_connections.max(1),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: cfg.request_timeout,
+            shutdown_grace: Duration::from_secs(10),
+        };
+        http::serve(listener, state, limits, shutdown_signal()).await;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    });
+    // Results nobody can collect any more are not charged: forget the tasks, then let running
+    // inferences end (they find their task gone) and drop queued jobs.
+    tasks.clear();
+    pool.shutdown();
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    let _ = std::fs::remove_file(&socket);
+    // The last reference closes the database cleanly.
+    drop(ledger);
+    tracing::info!("stopped");
+    result
+}
+
+/// Expires tasks every second and prunes old usage buckets every minute.
+async fn reaper(tasks: Arc<TaskStore>, ledger: Arc<Ledger>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        let reaped = tasks.reap();
+        if reaped > 0 {
+            tracing::debug!(reaped, "expired tasks freed");
+        }
+        if n % 60 == 0 {
+            let ledger = Arc::clone(&ledger);
+            let pruned =
+                tokio::task::spawn_blocking(move || ledger.prune(ocrbox::ledger::unix_now())).await;
+            if let Ok(Err(e)) = pruned {
+                tracing::warn!(error = %e, "could not prune usage");
+            }
+        }
+        n += 1;
+    }
+}
+
+/// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn print_first_key(key: &str, solves: u64, addr: SocketAddr) {
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::new([127, 0, 0, 1].into(), addr.port())
+    } else {
+        addr
+    };
+    println!(
+        "Empty database: created a first API key with {solves} solves.\n\
+         It is shown only this once; keep it somewhere safe:\n\
+         \n    {key}\n\n\
+         Try it:\n\
+         \n    curl -s \"http://{host}/api/balance?api={key}\"\n\
+         \n    curl -s -F image=@page.png \"http://{host}/api/ocr/solve?api={key}\"\n\
+         \n    curl -s \"http://{host}/api/ocr/result/TASK_ID?api={key}\"\n\
+         \nMore keys: ocrbox keys add --solves 100 --name NAME\n"
+    );
+}

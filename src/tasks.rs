@@ -1,0 +1,156 @@
+//! In-memory task store: what each submitted task has become, until it expires.
+//!
+//! Tasks never touch disk. The uploaded image is *not* kept here: it travels with the job through
+//! the worker queue and is dropped as soon as inference ends; this store only holds the outcome.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::ledger::KeyHash;
+
+/// Where a task stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskState {
+    /// Queued or being read.
+    InProcess,
+    /// A worker is recording the outcome (charging the credit). Shown as in process; the reaper
+    /// leaves such a task alone so a charged result is never lost to expiry.
+    Finishing,
+    /// OCR succeeded: the text and the processing time in seconds.
+    Done { text: String, seconds: f64 },
+    /// OCR failed (nothing charged): the reason and the processing time in seconds.
+    Failed { reason: String, seconds: f64 },
+}
+
+/// A snapshot of one task, as the result endpoint needs it.
+#[derive(Debug, Clone)]
+pub struct TaskView {
+    pub owner: KeyHash,
+    pub state: TaskState,
+}
+
+struct Task {
+    owner: KeyHash,
+    expires: Instant,
+    state: TaskState,
+}
+
+/// All live tasks, keyed by their UUIDv4.
+pub struct TaskStore {
+    ttl: Duration,
+    tasks: Mutex<HashMap<Uuid, Task>>,
+}
+
+impl TaskStore {
+    /// A store whose tasks live `ttl` after submission.
+    pub fn new(ttl: Duration) -> TaskStore {
+        TaskStore {
+            ttl,
+            tasks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Task>> {
+        // A panic elsewhere must not take the whole API down with a poisoned lock.
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new task for `owner`; returns its id and its expiry.
+    pub fn create(&self, owner: KeyHash) -> (Uuid, Instant) {
+        let id = Uuid::new_v4();
+        let expires = Instant::now() + self.ttl;
+        self.lock().insert(
+            id,
+            Task {
+                owner,
+                expires,
+                state: TaskState::InProcess,
+            },
+        );
+        (id, expires)
+    }
+
+    /// The task, unless unknown or expired.
+    pub fn get(&self, id: &Uuid) -> Option<TaskView> {
+        let tasks = self.lock();
+        let task = tasks.get(id)?;
+        // Expired tasks answer 404 at once, even if the reaper has not run yet.
+        if task.expires <= Instant::now() && task.state != TaskState::Finishing {
+            return None;
+        }
+        Some(TaskView {
+            owner: task.owner,
+            state: task.state.clone(),
+        })
+    }
+
+    /// Claims a task for recording its outcome. False when it expired or vanished, in which case
+    /// the caller must not charge: nobody can read the result any more.
+    pub fn begin_finish(&self, id: &Uuid) -> bool {
+        let mut tasks = self.lock();
+        match tasks.get_mut(id) {
+            Some(task) if task.expires > Instant::now() => {
+                task.state = TaskState::Finishing;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Stores the outcome of a task.
+    pub fn finish(&self, id: &Uuid, state: TaskState) {
+        if let Some(task) = self.lock().get_mut(id) {
+            task.state = state;
+        }
+    }
+
+    /// Forgets a task (e.g. it could not be queued).
+    pub fn remove(&self, id: &Uuid) {
+        self.lock().remove(id);
+    }
+
+    /// Frees expired tasks; returns how many were removed.
+    pub fn reap(&self) -> usize {
+        let now = Instant::now();
+        let mut tasks = self.lock();
+        let before = tasks.len();
+        tasks.retain(|_, t| t.expires > now || t.state == TaskState::Finishing);
+        before - tasks.len()
+    }
+
+    /// Forgets every task (at shutdown): workers still running then find their task gone and
+    /// charge nothing, since no client could collect the result.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// Number of tasks held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no task is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_expire_and_are_reaped() {
+        let store = TaskStore::new(Duration::from_millis(50));
+        let (id, _) = store.create([0; 32]);
+        assert!(store.get(&id).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(store.get(&id).is_none());
+        assert!(!store.begin_finish(&id));
+        assert_eq!(store.reap(), 1);
+        assert!(store.is_empty());
+    }
+}

@@ -1,0 +1,184 @@
+//! A fixed pool of inference threads behind a bounded queue.
+//!
+//! Inference is CPU-bound and takes up to a second per image, so it never runs on the async
+//! runtime: handlers hand a [`Job`] to [`Pool::submit`], which fails at once when the queue is
+//! full (the API answers 503) instead of letting memory grow with the backlog.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::ledger::{LedgerError, Reservation};
+use crate::ocr::{Engine, Limits, OcrError};
+use crate::tasks::{TaskState, TaskStore};
+
+/// One accepted upload waiting for a worker.
+pub struct Job {
+    pub id: Uuid,
+    pub image: Bytes,
+    /// When the task expires: a job not started by then is dropped uncharged.
+    pub deadline: Instant,
+    /// The credit held for this task; charged only on success.
+    pub reservation: Reservation,
+}
+
+/// Why a job could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("queue full")]
+    Full(Job),
+    #[error("shutting down")]
+    Closed(Job),
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("id", &self.id)
+            .field("bytes", &self.image.len())
+            .finish()
+    }
+}
+
+/// The worker threads and the sending end of their queue.
+pub struct Pool {
+    sender: Mutex<Option<SyncSender<Job>>>,
+    stopping: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Pool {
+    /// Starts `workers` threads sharing one queue of `queue` slots.
+    pub fn start(
+        workers: usize,
+        queue: usize,
+        engine: Arc<Engine>,
+        tasks: Arc<TaskStore>,
+        limits: Limits,
+    ) -> Pool {
+        // `sync_channel(0)` would be a rendezvous channel that rejects every try_send while
+        // workers are busy; keep at least one slot.
+        let (tx, rx) = mpsc::sync_channel::<Job>(queue.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let threads = (0..workers.max(1))
+            .map(|i| {
+                let rx = Arc::clone(&rx);
+                let engine = Arc::clone(&engine);
+                let tasks = Arc::clone(&tasks);
+                let stopping = Arc::clone(&stopping);
+                std::thread::Builder::new()
+                    .name(format!("ocr-worker-{i}"))
+                    .spawn(move || worker(&rx, &engine, &tasks, &limits, &stopping))
+                    .expect("spawn worker thread")
+            })
+            .collect();
+        Pool {
+            sender: Mutex::new(Some(tx)),
+            stopping,
+            threads: Mutex::new(threads),
+        }
+    }
+
+    /// Queues a job without blocking.
+    pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = sender.as_ref() else {
+            return Err(SubmitError::Closed(job));
+        };
+        tx.try_send(job).map_err(|e| match e {
+            TrySendError::Full(job) => SubmitError::Full(job),
+            TrySendError::Disconnected(job) => SubmitError::Closed(job),
+        })
+    }
+
+    /// Stops taking jobs, lets running inferences finish, drops queued jobs uncharged, and waits
+    /// for the threads.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn worker(
+    rx: &Mutex<Receiver<Job>>,
+    engine: &Engine,
+    tasks: &TaskStore,
+    limits: &Limits,
+    stopping: &AtomicBool,
+) {
+    loop {
+        // Hold the lock only while waiting for the next job, never during inference.
+        let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return, // sender dropped: shutting down and the queue is empty
+        };
+        if stopping.load(Ordering::SeqCst) {
+            tracing::debug!(task = %job.id, "dropped at shutdown, not charged");
+            continue;
+        }
+        if Instant::now() >= job.deadline {
+            tracing::debug!(task = %job.id, "expired in queue, not charged");
+            continue;
+        }
+        run(job, engine, tasks, limits);
+    }
+}
+
+fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
+    let Job {
+        id,
+        image,
+        reservation,
+        ..
+    } = job;
+    let started = Instant::now();
+    let outcome = engine.recognize_bytes(&image, limits);
+    // The image is not needed past inference; free it before the (possibly slow) commit.
+    drop(image);
+    let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    if !tasks.begin_finish(&id) {
+        tracing::debug!(task = %id, "finished after expiry, not charged");
+        return;
+    }
+    let state = match outcome {
+        Ok(page) => match reservation.charge() {
+            Ok(_) => TaskState::Done {
+                text: page.text,
+                seconds,
+            },
+            Err(LedgerError::NoSolves) => TaskState::Failed {
+                reason: "No solves remaining".into(),
+                seconds,
+            },
+            Err(e) => {
+                tracing::error!(task = %id, error = %e, "could not record the solve");
+                TaskState::Failed {
+                    reason: "internal error: could not record the solve".into(),
+                    seconds,
+                }
+            }
+        },
+        Err(OcrError::Decode(e)) => TaskState::Failed {
+            reason: e.to_string(),
+            seconds,
+        },
+        Err(OcrError::Model(e)) => {
+            tracing::error!(task = %id, error = %e, "OCR engine failed");
+            TaskState::Failed {
+                reason: "internal OCR error".into(),
+                seconds,
+            }
+        }
+    };
+    tasks.finish(&id, state);
+}
