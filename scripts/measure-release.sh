@@ -10,12 +10,12 @@
 # times are emulated (tens of times slower than a real Pi) and its RSS is the
 # qemu process's, which includes the emulator's code cache.
 # MEASURE_IMAGE / MEASURE_EXPECT: the page and a substring of its text
-# (default: page_0.png of the rendered development set in shared/).
+# (default: tests/fixtures/page_0.png).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tdir="${CARGO_TARGET_DIR:-$root/target}"
 [ $# -gt 0 ] || set -- "$tdir/dist/ocrbox-x86_64-unknown-linux-musl" "$tdir/dist/ocrbox-aarch64-unknown-linux-musl"
-export SMOKE_IMAGE="${MEASURE_IMAGE:-$root/../shared/eval/rendered-dev/page_0.png}"
+export SMOKE_IMAGE="${MEASURE_IMAGE:-$root/tests/fixtures/page_0.png}"
 export SMOKE_EXPECT="${MEASURE_EXPECT:-write-protect}"
 export SMOKE_TIMEOUT="${SMOKE_TIMEOUT:-1800}"
 echo "machine: $(nproc) cores, $(uname -m), $(awk '/model name/ { $1=$2=$3=""; print; exit }' /proc/cpuinfo)"

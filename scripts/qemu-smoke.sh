@@ -17,7 +17,7 @@
 #
 # Environment:
 #   SMOKE_IMAGE, SMOKE_EXPECT  image and a substring its text must contain
-#                              (default: a line from tests/fixtures)
+#                              (default: tests/fixtures/line_001.png)
 #   SMOKE_PORT                 port on 127.0.0.1 (default: random 20000-39999)
 #   SMOKE_TIMEOUT              seconds to wait for start-up / a result (default 300)
 set -euo pipefail
@@ -33,9 +33,7 @@ fi
 [ -n "$bin" ] && [ -f "$bin" ] || { echo "qemu-smoke: no binary (build: scripts/build-release.sh aarch64-unknown-linux-musl)" >&2; exit 1; }
 bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 
-# Default: a printed line from the development set (shared/ sits beside the
-# clone in CI), unless SMOKE_IMAGE/SMOKE_EXPECT name another.
-image="${SMOKE_IMAGE:-$root/../shared/eval/rendered-dev/line_001.png}"
+image="${SMOKE_IMAGE:-$root/tests/fixtures/line_001.png}"
 expect="${SMOKE_EXPECT:-fix memory leak}"
 port="${SMOKE_PORT:-$((20000 + RANDOM % 20000))}"
 timeout="${SMOKE_TIMEOUT:-300}"
@@ -97,10 +95,10 @@ grep -qiF -- "$expect" <<<"$text" || fail "ocr output lacks '$expect'"
 
 # 3. a key for the server
 db="$work/ocrbox.redb"
-keyout=$(run keys add --solves 5 --db "$db" 2>&1) || fail "keys add: $keyout"
-# The key is the longest word of the output made of key characters.
-key=$(grep -oE '[A-Za-z0-9_-]{16,}' <<<"$keyout" | awk '{ print length, $0 }' | sort -rn | head -1 | cut -d' ' -f2)
-[ -n "$key" ] || fail "no key in: $keyout"
+# `keys add` prints the new key alone on stdout (what it says goes to stderr).
+keyout=$(run keys add --solves 5 --db "$db" 2>"$work/keys.err") || fail "keys add: $(cat "$work/keys.err")"
+key=$(tail -n 1 <<<"$keyout" | tr -d '[:space:]')
+[ -n "$key" ] || fail "no key printed by keys add"
 echo "    key: ${key:0:6}..."
 
 # 4. serve: time to the first answered request
