@@ -142,11 +142,12 @@ if [ ! -f "$defaults" ]; then
   cat > "$defaults" <<'DEFAULTS'
 # Settings for the ocrbox service (read by /etc/systemd/system/ocrbox.service).
 # After a change: sudo systemctl restart ocrbox
+# Defaults shown; see `ocrbox serve --help`.
 #OCRBOX_LISTEN=0.0.0.0:8080
-#OCRBOX_WORKERS=2
-#OCRBOX_QUEUE=32
-#OCRBOX_TASK_TTL=30
-#OCRBOX_MAX_UPLOAD=10485760
+#OCRBOX_WORKERS=        (default: from the number of cores)
+#OCRBOX_QUEUE=64
+#OCRBOX_TASK_TTL=30s
+#OCRBOX_MAX_UPLOAD=20MiB
 DEFAULTS
   say "wrote $defaults"
 fi
