@@ -18,6 +18,8 @@ use super::{decode, layout, Limits, Line, OcrError, Page, Timings};
 const DROP_SCORE: f32 = 0.5;
 /// A single line is turned over when the classifier is at least this sure (the reference's).
 const CLS_THRESH: f32 = 0.9;
+/// How many of a page's longest lines vote on its orientation.
+const VOTERS: usize = 12;
 
 /// The OCR engine. Share one `Arc<Engine>` across worker threads: the models and their plan
 /// caches are read-only apart from the cache itself, which is behind a lock.
@@ -74,16 +76,21 @@ impl Engine {
 
         let t = Instant::now();
         let mut crops: Vec<RgbImage> = self.par_map(&quads, |q| Ok(crop_quad(img, q)))?;
-        let flips: Vec<f32> = self.par_map(&crops, |c| upside_down(&self.cls, c))?;
-        // One line: trust its own vote. Several: the page decides for all of them.
-        let page_flipped = page_upside_down(&crops, &flips);
-        let flipped: Vec<bool> = if flips.len() == 1 {
-            vec![flips[0] > CLS_THRESH]
+        // The page decides for all its lines, so only its longest lines need to vote.
+        let mut voters: Vec<usize> = (0..crops.len()).collect();
+        voters.sort_by_key(|&i| std::cmp::Reverse(crops[i].width()));
+        voters.truncate(VOTERS);
+        let votes: Vec<(u32, f32)> = self.par_map(&voters, |&i| {
+            Ok((crops[i].width(), upside_down(&self.cls, &crops[i])?))
+        })?;
+        let lone = crops.len() == 1;
+        let flip_all = if lone {
+            votes[0].1 > CLS_THRESH
         } else {
-            vec![page_flipped; flips.len()]
+            page_upside_down(&votes)
         };
-        for (crop, &flip) in crops.iter_mut().zip(&flipped) {
-            if flip {
+        if flip_all {
+            for crop in crops.iter_mut() {
                 *crop = rotate180(crop);
             }
         }
@@ -91,7 +98,7 @@ impl Engine {
 
         let t = Instant::now();
         let mut texts = self.par_map(&crops, |c| recognize(&self.rec, &self.charset, c))?;
-        if let ([crop], [p]) = (crops.as_slice(), flips.as_slice()) {
+        if let ([crop], [(_, p)]) = (crops.as_slice(), votes.as_slice()) {
             // A lone line has no page to vote with: when the classifier has any doubt, read
             // it both ways and keep the more confident reading.
             if *p > 0.5 {
@@ -114,7 +121,7 @@ impl Engine {
         }
         timings.recognize = t.elapsed();
 
-        let mut page = assemble(found, page_flipped, img);
+        let mut page = assemble(found, flip_all && !lone, img);
         page.timings = timings;
         Ok(page)
     }
@@ -185,16 +192,15 @@ impl Engine {
     }
 }
 
-/// The page-level orientation vote: lines weighted by length (long lines are classified more
-/// reliably than short fragments). One wrongly flipped line costs little; a page read
-/// bottom-to-top with every line garbled costs everything.
-fn page_upside_down(crops: &[RgbImage], p180: &[f32]) -> bool {
-    let vote: f32 = crops
+/// The page-level orientation vote over `(line width, P(upside down))`: lines weighted by
+/// length, as long lines are classified more reliably than short fragments. One wrongly turned
+/// line costs little; a page read bottom-to-top with every line garbled costs everything.
+fn page_upside_down(votes: &[(u32, f32)]) -> bool {
+    votes
         .iter()
-        .zip(p180)
-        .map(|(c, &p)| c.width() as f32 * (p - 0.5))
-        .sum();
-    vote > 0.0
+        .map(|&(w, p)| w as f32 * (p - 0.5))
+        .sum::<f32>()
+        > 0.0
 }
 
 /// A quad of an upside-down page, expressed in the page's own (turned) frame.
