@@ -10,12 +10,12 @@ const H: usize = 48;
 const W: usize = 192;
 
 /// Windows classified per line, at most.
-const WINDOWS: u32 = 4;
+const WINDOWS: u32 = 3;
 
 /// Probability that the line is upside down.
 ///
 /// The classifier sees 192×48: a long line squeezed into that is unreadable, and the reference
-/// misjudges such lines. Long lines are instead cut into up to four windows of the classifier's
+/// misjudges such lines. Long lines are instead cut into up to three windows of the classifier's
 /// own aspect ratio, spread evenly along the line, and their probabilities averaged.
 pub fn upside_down(model: &Model, line: &RgbImage) -> Result<f32, OcrError> {
     let (w, h) = line.dimensions();

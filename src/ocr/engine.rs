@@ -19,7 +19,7 @@ const DROP_SCORE: f32 = 0.5;
 /// A single line is turned over when the classifier is at least this sure (the reference's).
 const CLS_THRESH: f32 = 0.9;
 /// How many of a page's longest lines vote on its orientation.
-const VOTERS: usize = 12;
+const VOTERS: usize = 8;
 
 /// The OCR engine. Share one `Arc<Engine>` across worker threads: the models and their plan
 /// caches are read-only apart from the cache itself, which is behind a lock.
