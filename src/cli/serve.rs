@@ -34,6 +34,8 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal; journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -64,6 +66,7 @@ fn serve(cfg: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
             let (key, _) = ledger.add_key("first key", cfg.first_key_solves)?;
             print_first_key(&key, cfg.first_key_solves, addr);
         }
+        let shutdown = shutdown_signal()?;
         let admin_listener = admin::bind(&socket)
             .map_err(|e| format!("cannot create admin socket {}: {e}", socket.display()))?;
         tokio::spawn(admin::serve(admin_listener, Arc::clone(&ledger)));
@@ -92,7 +95,7 @@ fn serve(cfg: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
             request_timeout: cfg.request_timeout,
             shutdown_grace: Duration::from_secs(10),
         };
-        http::serve(listener, state, limits, shutdown_signal()).await;
+        http::serve(listener, state, limits, shutdown).await;
         Ok::<(), Box<dyn std::error::Error>>(())
     });
     // Results nobody can collect any more are not charged: forget the tasks, then let running
@@ -117,7 +120,7 @@ async fn reaper(tasks: Arc<TaskStore>, ledger: Arc<Ledger>) {
         if reaped > 0 {
             tracing::debug!(reaped, "expired tasks freed");
         }
-        if n % 60 == 0 {
+        if n.is_multiple_of(60) {
             let ledger = Arc::clone(&ledger);
             let pruned =
                 tokio::task::spawn_blocking(move || ledger.prune(ocrbox::ledger::unix_now())).await;
@@ -129,20 +132,18 @@ async fn reaper(tasks: Arc<TaskStore>, ledger: Arc<Ledger>) {
     }
 }
 
-/// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C). The handlers are installed here,
+/// eagerly: a lazily created handler would let an early SIGTERM kill the process uncleanly.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
+    })
 }
 
 fn print_first_key(key: &str, solves: u64, addr: SocketAddr) {

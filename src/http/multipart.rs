@@ -16,13 +16,15 @@ use super::error::ApiError;
 /// Room for multipart boundaries, headers and small extra fields around the image.
 const ENVELOPE: u64 = 64 * 1024;
 
+/// Bytes of an oversized upload we are still willing to read and discard (see [`linger`]).
+const LINGER_MIN: u64 = 16 << 20;
+
 const USAGE: &str =
     "expected a multipart/form-data body with the image in a file field named `image`";
 
 /// Reads the `image` field of `req`, refusing images larger than `max_image` bytes.
 pub async fn read_image(req: Request<Incoming>, max_image: u64) -> Result<Bytes, ApiError> {
     let max_body = max_image.saturating_add(ENVELOPE);
-    let too_large = ApiError::TooLarge { limit: max_image };
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -35,14 +37,26 @@ pub async fn read_image(req: Request<Incoming>, max_image: u64) -> Result<Bytes,
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max_body) {
-        return Err(too_large);
+    let mut body = req.into_body();
+    let result = if declared.is_some_and(|n| n > max_body) {
+        Err(ApiError::TooLarge { limit: max_image })
+    } else {
+        read_field(&mut body, boundary, max_image, max_body).await
+    };
+    if let Err(ApiError::TooLarge { .. }) = result {
+        linger(&mut body, max_body.max(LINGER_MIN)).await;
     }
+    result
+}
 
-    let limited = Limited::new(
-        req.into_body(),
-        usize::try_from(max_body).unwrap_or(usize::MAX),
-    );
+/// Reads the `image` field from a body of at most `max_body` bytes.
+async fn read_field(
+    body: &mut Incoming,
+    boundary: String,
+    max_image: u64,
+    max_body: u64,
+) -> Result<Bytes, ApiError> {
+    let limited = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX));
     let stream =
         BodyStream::new(limited).try_filter_map(|frame| async move { Ok(frame.into_data().ok()) });
     let constraints = multer::Constraints::new().size_limit(
@@ -76,6 +90,25 @@ pub async fn read_image(req: Request<Incoming>, max_image: u64) -> Result<Bytes,
     }
 }
 
+/// Reads and discards up to `cap` more bytes (for at most a few seconds) before a 413 is sent.
+/// Closing a socket with unread input makes the kernel reset the connection, and most clients
+/// then report "broken pipe" instead of our answer; modest overshoots get a readable 413, huge
+/// ones are cut off.
+async fn linger(body: &mut Incoming, cap: u64) {
+    let drain = async {
+        let mut seen: u64 = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len() as u64;
+                if seen > cap {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+}
+
 fn map_err(e: multer::Error, max_image: u64) -> ApiError {
     match e {
         multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
@@ -93,7 +126,8 @@ fn map_err(e: multer::Error, max_image: u64) -> ApiError {
     }
 }
 
-/// Drains a request body we do not need (bounded, so it cannot be used to stall us).
-pub async fn discard(req: Request<Incoming>) {
-    let _ = Limited::new(req.into_body(), 64 * 1024).collect().await;
+/// Drains (up to `cap` bytes) the body of a request refused without reading it; see [`linger`].
+pub async fn discard(req: Request<Incoming>, cap: u64) {
+    let mut body = req.into_body();
+    linger(&mut body, cap).await;
 }

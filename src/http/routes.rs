@@ -15,21 +15,28 @@ use crate::workers::{Job, SubmitError};
 
 /// Dispatches one request.
 pub async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response, ApiError> {
+    if req.method() == Method::POST && req.uri().path() == "/api/ocr/solve" {
+        return solve(&state, req).await;
+    }
     let path = req.uri().path().to_owned();
-    match (req.method(), path.as_str()) {
-        (&Method::GET, "/api/balance") => balance(&state, &req),
+    let method = req.method().clone();
+    let api = api_param(&req);
+    // Nothing else reads a body; drain any (bounded) so the answer is not lost to a reset.
+    multipart::discard(req, DISCARD_CAP).await;
+    match (method, path.as_str()) {
+        (Method::GET, "/api/balance") => balance(&state, api),
         (_, "/api/balance") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-        (&Method::POST, "/api/ocr/solve") => solve(&state, req).await,
         (_, "/api/ocr/solve") => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        (method, p) if p.starts_with("/api/ocr/result/") => {
-            if method != Method::GET {
-                return Err(ApiError::MethodNotAllowed { allow: "GET" });
-            }
-            result(&state, &req, &p["/api/ocr/result/".len()..])
-        }
+        (Method::GET, p) if p.starts_with(RESULT) => result(&state, api, &p[RESULT.len()..]),
+        (_, p) if p.starts_with(RESULT) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         _ => Err(ApiError::NoRoute),
     }
 }
+
+const RESULT: &str = "/api/ocr/result/";
+
+/// Most body bytes read from a request that should not have one.
+const DISCARD_CAP: u64 = 1 << 20;
 
 /// The `api` query parameter, percent-decoded.
 fn api_param(req: &Request<Incoming>) -> Option<String> {
@@ -64,13 +71,13 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The caller's key, which must exist and not be revoked.
-fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<(KeyHash, KeyInfo), ApiError> {
-    let key = api_param(req).ok_or(ApiError::InvalidKey)?;
+fn authenticate(state: &AppState, api: Option<String>) -> Result<(KeyHash, KeyInfo), ApiError> {
+    let key = api.ok_or(ApiError::InvalidKey)?;
     state.ledger.authenticate(&key)?.ok_or(ApiError::InvalidKey)
 }
 
-fn balance(state: &AppState, req: &Request<Incoming>) -> Result<Response, ApiError> {
-    let (hash, info) = authenticate(state, req)?;
+fn balance(state: &AppState, api: Option<String>) -> Result<Response, ApiError> {
+    let (hash, info) = authenticate(state, api)?;
     let last_24h = state.ledger.usage_24h(&hash, unix_now())?;
     Ok(json::response(
         StatusCode::OK,
@@ -84,8 +91,16 @@ fn balance(state: &AppState, req: &Request<Incoming>) -> Result<Response, ApiErr
 
 async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, ApiError> {
     // Key and credit are checked before the upload is read: a refused client costs no bandwidth.
-    let (hash, info) = authenticate(state, &req)?;
-    let reservation = state.ledger.reserve(hash)?;
+    let checked = authenticate(state, api_param(&req))
+        .and_then(|(hash, info)| Ok((state.ledger.reserve(hash)?, hash, info)));
+    let (reservation, hash, info) = match checked {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Drain a modest upload so the client reads our 401/402 instead of a reset.
+            multipart::discard(req, state.max_upload).await;
+            return Err(e);
+        }
+    };
     let image = multipart::read_image(req, state.max_upload).await?;
     // Sniff the bytes (never the file name) so non-images are refused now, not after queueing.
     crate::ocr::decode::sniff(&image).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -123,10 +138,10 @@ async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, Api
     ))
 }
 
-fn result(state: &AppState, req: &Request<Incoming>, raw_id: &str) -> Result<Response, ApiError> {
+fn result(state: &AppState, api: Option<String>, raw_id: &str) -> Result<Response, ApiError> {
     // A given key must be valid (401 otherwise); a missing key is fine, since the unguessable
     // task id is itself the capability to read the result.
-    let caller = match api_param(req) {
+    let caller = match api {
         Some(key) => Some(
             state
                 .ledger

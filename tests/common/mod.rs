@@ -1,0 +1,223 @@
+//! Helpers for the HTTP tests: a temporary directory, the real `ocrbox` binary serving on a free
+//! port, and a blocking client.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ocrbox");
+
+/// The fixture line image and words its text must contain.
+pub const LINE_PNG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/line_001.png");
+pub const LINE_WORDS: &str = "memory leak";
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(format!("ocrbox-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.0.join("ocrbox.redb")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `ocrbox serve`.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    /// The key printed on first start (empty database only).
+    pub first_key: Option<String>,
+}
+
+impl Server {
+    /// Starts `ocrbox serve` on a free loopback port with `db` and extra flags.
+    pub fn start(db: &Path, extra: &[&str]) -> Server {
+        let log = std::fs::File::create(db.with_extension("log")).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .args(extra)
+            .env_remove("OCRBOX_LISTEN")
+            .env("OCRBOX_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start ocrbox serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut first_key = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(db.with_extension("log")).unwrap_or_default();
+                panic!("server did not start; log:\n{log}")
+            };
+            let t = line.trim();
+            if t.len() == 40 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                first_key = Some(t.to_string());
+            }
+            if let Some(addr) = t.strip_prefix("listening on ") {
+                return Server {
+                    child,
+                    base: format!("http://{addr}"),
+                    first_key,
+                };
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "server exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `ocrbox keys --db DB ARGS...`; returns stdout, panicking on failure.
+pub fn keys(db: &Path, args: &[&str]) -> String {
+    let out = keys_raw(db, args);
+    assert!(
+        out.status.success(),
+        "ocrbox keys {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `ocrbox keys --db DB ARGS...` and returns its output whatever the status.
+pub fn keys_raw(db: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("keys")
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Creates a key with `solves` credits (directly or through a running server).
+pub fn add_key(db: &Path, solves: u64) -> String {
+    keys(
+        db,
+        &["add", "--solves", &solves.to_string(), "--name", "test"],
+    )
+    .trim()
+    .to_string()
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Status and JSON body of a response, checking the JSON content type.
+pub fn json(resp: reqwest::blocking::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(ct.as_deref(), Some("application/json"), "status {status}");
+    (status, resp.json().unwrap())
+}
+
+pub fn get(c: &reqwest::blocking::Client, url: &str) -> (u16, Value) {
+    json(c.get(url).send().unwrap())
+}
+
+/// Submits `bytes` as the `image` field.
+pub fn submit(
+    c: &reqwest::blocking::Client,
+    srv: &Server,
+    key: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
+    let part = reqwest::blocking::multipart::Part::bytes(bytes).file_name("upload.png");
+    let form = reqwest::blocking::multipart::Form::new().part("image", part);
+    json(
+        c.post(srv.url(&format!("/api/ocr/solve?api={key}")))
+            .multipart(form)
+            .send()
+            .unwrap(),
+    )
+}
+
+pub fn line_png() -> Vec<u8> {
+    std::fs::read(LINE_PNG).unwrap()
+}
+
+/// Polls a task every 200 ms until it is no longer in process.
+pub fn wait_result(c: &reqwest::blocking::Client, srv: &Server, key: &str, task: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = get(c, &srv.url(&format!("/api/ocr/result/{task}?api={key}")));
+        assert_eq!(status, 200, "{body}");
+        if body["result"] != "in_process" {
+            return body;
+        }
+        assert!(body["time"].is_null());
+        assert!(Instant::now() < deadline, "task {task} never finished");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `(solves, 24h)` of a key.
+pub fn balance(c: &reqwest::blocking::Client, srv: &Server, key: &str) -> (u64, u64) {
+    let (status, body) = get(c, &srv.url(&format!("/api/balance?api={key}")));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    (
+        body["solves"].as_u64().unwrap(),
+        body["24h"].as_u64().unwrap(),
+    )
+}
