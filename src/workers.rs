@@ -142,7 +142,11 @@ fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
         ..
     } = job;
     let started = Instant::now();
-    let outcome = engine.recognize_bytes(&image, limits);
+    // A panic in the engine must cost one task, not a worker thread: catch it as a model error.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        engine.recognize_bytes(&image, limits)
+    }))
+    .unwrap_or_else(|_| Err(OcrError::Model("panic during OCR".into())));
     // The image is not needed past inference; free it before the (possibly slow) commit.
     drop(image);
     let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
