@@ -1,10 +1,8 @@
 //! `ocrbox keys` against a running server (through its admin socket) and without one.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn keys_admin_while_serving() {

@@ -1,11 +1,9 @@
 //! The API of API-SPEC.txt over real HTTP: the quick-start flow, every error path, expiry.
 
-mod common;
-
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn quick_start_flow_reads_the_text() {

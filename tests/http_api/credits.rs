@@ -1,10 +1,8 @@
 //! Credits over real HTTP: exact charging under concurrency, 402, failures free, persistence.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn credits_run_out_with_402() {
