@@ -7,7 +7,7 @@
 //! [`Reply`] line out, per connection.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,9 +73,22 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    // Bind inside a fresh owner-only directory, restrict the socket, then move it into place:
+    // binding at `path` directly would leave it open to others (per the umask) until the chmod.
+    // (Short names: socket paths are limited to 107 bytes.)
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let staging = parent.join(format!(".o{}", &random[..6]));
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    let staged = staging.join("s");
+    let bound = UnixListener::bind(&staged).and_then(|listener| {
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    });
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&staging);
+    bound
 }
 
 /// Answers admin requests on `listener` until the task is dropped.
