@@ -53,6 +53,9 @@ pub enum LedgerError {
     BelowZero { id: String, solves: u64, sub: u64 },
     #[error("no solves remaining")]
     NoSolves,
+    /// The key was revoked (or deleted) while a task of it was running.
+    #[error("key revoked")]
+    Revoked,
     #[error("could not generate a random key: {0}")]
     Random(String),
 }
@@ -291,11 +294,16 @@ impl Ledger {
         Ok(Reservation {
             ledger: Arc::clone(self),
             hash,
+            done: false,
         })
     }
 
     fn release(&self, hash: &KeyHash) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        Self::release_locked(&mut in_flight, hash);
+    }
+
+    fn release_locked(in_flight: &mut HashMap<KeyHash, u64>, hash: &KeyHash) {
         if let Some(n) = in_flight.get_mut(hash) {
             *n -= 1;
             if *n == 0 {
@@ -312,9 +320,12 @@ impl Ledger {
             let mut info = keys
                 .get(hash)?
                 .map(|g| KeyInfo::from_row(g.value()))
-                .ok_or(LedgerError::NoSolves)?;
+                .ok_or(LedgerError::Revoked)?;
             // An administrator may have debited or revoked the key while the task ran.
-            if info.solves == 0 || info.revoked {
+            if info.revoked {
+                return Err(LedgerError::Revoked);
+            }
+            if info.solves == 0 {
                 return Err(LedgerError::NoSolves);
             }
             info.solves -= 1;
@@ -423,6 +434,8 @@ impl Ledger {
 pub struct Reservation {
     ledger: Arc<Ledger>,
     hash: KeyHash,
+    /// Set once the credit was charged (and the reservation released with it).
+    done: bool,
 }
 
 impl Reservation {
@@ -432,16 +445,27 @@ impl Reservation {
     }
 
     /// Deducts the credit for a successful solve; returns the remaining balance.
-    pub fn charge(self) -> Result<u64, LedgerError> {
-        // Charge before releasing (on drop): a concurrent submit then sees the lower balance
-        // with the reservation still held, never the old balance without it.
-        self.ledger.charge(&self.hash, unix_now())
+    pub fn charge(mut self) -> Result<u64, LedgerError> {
+        // Deduct and release under the reservation lock, so a concurrent submit sees either the
+        // old balance with this reservation or the new balance without it: never the old balance
+        // without it (overspending) nor the new one with it (a false 402).
+        let mut in_flight = self
+            .ledger
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let result = self.ledger.charge(&self.hash, unix_now());
+        Ledger::release_locked(&mut in_flight, &self.hash);
+        self.done = true;
+        result
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.ledger.release(&self.hash);
+        if !self.done {
+            self.ledger.release(&self.hash);
+        }
     }
 }
 
@@ -470,6 +494,27 @@ mod tests {
         assert_eq!(c.charge().unwrap(), 0);
         assert!(matches!(ledger.reserve(hash), Err(LedgerError::NoSolves)));
         assert_eq!(ledger.usage_24h(&hash, unix_now()).unwrap(), 2);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn concurrent_reserve_and_charge_never_overspend() {
+        let (ledger, dir) = temp_ledger();
+        let (key, _) = ledger.add_key("t", 10).unwrap();
+        let hash = hash_key(&key);
+        let threads: Vec<_> = (0..50)
+            .map(|_| {
+                let ledger = Arc::clone(&ledger);
+                std::thread::spawn(move || ledger.reserve(hash).ok().map(|r| r.charge().unwrap()))
+            })
+            .collect();
+        let charged = threads
+            .into_iter()
+            .filter_map(|t| t.join().unwrap())
+            .count();
+        assert_eq!(charged, 10);
+        assert_eq!(ledger.get(&hash).unwrap().unwrap().solves, 0);
+        assert_eq!(ledger.usage_24h(&hash, unix_now()).unwrap(), 10);
         std::fs::remove_dir_all(dir).ok();
     }
 

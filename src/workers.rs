@@ -160,8 +160,13 @@ fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
                 text: page.text,
                 seconds,
             },
+            // The text is withheld: it was not paid for.
             Err(LedgerError::NoSolves) => TaskState::Failed {
                 reason: "No solves remaining".into(),
+                seconds,
+            },
+            Err(LedgerError::Revoked) => TaskState::Failed {
+                reason: "Invalid API key".into(),
                 seconds,
             },
             Err(e) => {

@@ -101,6 +101,7 @@ impl From<crate::ledger::LedgerError> for ApiError {
     fn from(e: crate::ledger::LedgerError) -> Self {
         match e {
             crate::ledger::LedgerError::NoSolves => ApiError::NoSolves,
+            crate::ledger::LedgerError::Revoked => ApiError::InvalidKey,
             other => ApiError::Internal(other.to_string()),
         }
     }
