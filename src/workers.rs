@@ -4,7 +4,7 @@
 //! runtime: handlers hand a [`Job`] to [`Pool::submit`], which fails at once when the queue is
 //! full (the API answers 503) instead of letting memory grow with the backlog.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -48,6 +48,9 @@ impl std::fmt::Debug for Job {
 /// The worker threads and the sending end of their queue.
 pub struct Pool {
     sender: Mutex<Option<SyncSender<Job>>>,
+    /// Jobs queued and not yet taken by a worker (the channel does not expose its length).
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
     stopping: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -63,8 +66,10 @@ impl Pool {
     ) -> Pool {
         // `sync_channel(0)` would be a rendezvous channel that rejects every try_send while
         // workers are busy; keep at least one slot.
-        let (tx, rx) = mpsc::sync_channel::<Job>(queue.max(1));
+        let capacity = queue.max(1);
+        let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
         let rx = Arc::new(Mutex::new(rx));
+        let queued = Arc::new(AtomicUsize::new(0));
         let stopping = Arc::new(AtomicBool::new(false));
         let threads = (0..workers.max(1))
             .map(|i| {
@@ -72,14 +77,17 @@ impl Pool {
                 let engine = Arc::clone(&engine);
                 let tasks = Arc::clone(&tasks);
                 let stopping = Arc::clone(&stopping);
+                let queued = Arc::clone(&queued);
                 std::thread::Builder::new()
                     .name(format!("ocr-worker-{i}"))
-                    .spawn(move || worker(&rx, &engine, &tasks, &limits, &stopping))
+                    .spawn(move || worker(&rx, &queued, &engine, &tasks, &limits, &stopping))
                     .expect("spawn worker thread")
             })
             .collect();
         Pool {
             sender: Mutex::new(Some(tx)),
+            queued,
+            capacity,
             stopping,
             threads: Mutex::new(threads),
         }
@@ -91,10 +99,21 @@ impl Pool {
         let Some(tx) = sender.as_ref() else {
             return Err(SubmitError::Closed(job));
         };
-        tx.try_send(job).map_err(|e| match e {
-            TrySendError::Full(job) => SubmitError::Full(job),
-            TrySendError::Disconnected(job) => SubmitError::Closed(job),
+        // Count first: a worker may take the job (and decrement) before try_send returns.
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        tx.try_send(job).map_err(|e| {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            match e {
+                TrySendError::Full(job) => SubmitError::Full(job),
+                TrySendError::Disconnected(job) => SubmitError::Closed(job),
+            }
         })
+    }
+
+    /// True when the queue is (about to be) full. A hint for refusing an upload before reading
+    /// it; [`Pool::submit`] remains the authority.
+    pub fn is_full(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) >= self.capacity
     }
 
     /// Stops taking jobs, lets running inferences finish, drops queued jobs uncharged, and waits
@@ -111,6 +130,7 @@ impl Pool {
 
 fn worker(
     rx: &Mutex<Receiver<Job>>,
+    queued: &AtomicUsize,
     engine: &Engine,
     tasks: &TaskStore,
     limits: &Limits,
@@ -122,6 +142,7 @@ fn worker(
             Ok(job) => job,
             Err(_) => return, // sender dropped: shutting down and the queue is empty
         };
+        queued.fetch_sub(1, Ordering::SeqCst);
         if stopping.load(Ordering::SeqCst) {
             tracing::debug!(task = %job.id, "dropped at shutdown, not charged");
             continue;

@@ -35,6 +35,9 @@ pub async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Result<Respo
 
 const RESULT: &str = "/api/ocr/result/";
 
+/// What a 503 (queue full) suggests: about one image's processing time.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
 /// Most body bytes read from a request that should not have one.
 const DISCARD_CAP: u64 = 1 << 20;
 
@@ -93,7 +96,17 @@ async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, Api
     // Key and credit are checked before the upload is read: a refused client costs no bandwidth.
     let checked = authenticate(state, api_param(&req))
         .and_then(|(hash, info)| Ok((state.ledger.reserve(hash)?, hash, info)));
-    let (reservation, hash, info) = match checked {
+    // A full queue is refused before the upload is read, too.
+    let checked = checked.and_then(|ok| {
+        if state.pool.is_full() {
+            Err(ApiError::QueueFull {
+                retry_after: RETRY_AFTER,
+            })
+        } else {
+            Ok(ok)
+        }
+    });
+    let (reservation, hash, _) = match checked {
         Ok(ok) => ok,
         Err(e) => {
             // Drain a modest upload so the client reads our 401/402 instead of a reset.
@@ -119,7 +132,7 @@ async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, Api
         Err(SubmitError::Full(_)) => {
             state.tasks.remove(&id);
             return Err(ApiError::QueueFull {
-                retry_after: Duration::from_secs(2),
+                retry_after: RETRY_AFTER,
             });
         }
         Err(SubmitError::Closed(_)) => {
@@ -133,7 +146,8 @@ async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, Api
             status: "ok",
             result: "in_process",
             task_id: id.to_string(),
-            solves: info.solves,
+            // Read now: another of the key's tasks may have been charged during the upload.
+            solves: state.ledger.get(&hash)?.map_or(0, |i| i.solves),
         },
     ))
 }
