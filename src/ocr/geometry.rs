@@ -294,20 +294,20 @@ impl Homography {
                 return None;
             }
             m.swap(col, pivot);
-            for row in 0..8 {
+            let pivot_row = m[col];
+            for (row, r) in m.iter_mut().enumerate() {
                 if row != col {
-                    let f = m[row][col] / m[col][col];
-                    for k in col..9 {
-                        m[row][k] -= f * m[col][k];
+                    let f = r[col] / pivot_row[col];
+                    for (v, p) in r.iter_mut().zip(pivot_row.iter()).skip(col) {
+                        *v -= f * p;
                     }
                 }
             }
         }
-        let mut h = [0.0f32; 9];
-        for i in 0..8 {
-            h[i] = (m[i][8] / m[i][i]) as f32;
+        let mut h = [1.0f32; 9];
+        for (i, (hv, r)) in h.iter_mut().zip(m.iter()).enumerate() {
+            *hv = (r[8] / r[i]) as f32;
         }
-        h[8] = 1.0;
         Some(Homography(h))
     }
 
