@@ -77,6 +77,13 @@ pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, DecodeError> {
 /// Decodes, applies EXIF orientation, flattens alpha onto white and converts to 8-bit RGB.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RgbImage, DecodeError> {
     let format = sniff(bytes)?;
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // The JPEG decoder fills a cut-off scan with grey and reports success; reading (and
+        // charging for) half a page is worse than saying the upload was incomplete.
+        return Err(DecodeError::Corrupt(
+            "JPEG data ends before the image does".into(),
+        ));
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = image::Limits::default();
     lim.max_image_width = Some(limits.max_side);
@@ -107,6 +114,13 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RgbImage, DecodeError> {
     }
     let img = shrink(img, limits.work_side);
     Ok(flatten(img))
+}
+
+/// Whether an end-of-image marker follows the last start-of-scan marker (an embedded EXIF
+/// thumbnail has its own end marker, earlier in the file).
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    matches!((last(0xDA), last(0xD9)), (Some(sos), Some(eoi)) if eoi > sos)
 }
 
 fn map_err(e: image::ImageError) -> DecodeError {
@@ -171,6 +185,20 @@ mod tests {
         assert!(matches!(
             sniff(b"hello world, not an image"),
             Err(DecodeError::NotAnImage)
+        ));
+    }
+
+    #[test]
+    fn truncated_jpeg_is_refused() {
+        let mut jpeg = Vec::new();
+        DynamicImage::new_rgb8(64, 64)
+            .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode(&jpeg, &Limits::default()).is_ok());
+        let cut = &jpeg[..jpeg.len() - 40];
+        assert!(matches!(
+            decode(cut, &Limits::default()),
+            Err(DecodeError::Corrupt(_))
         ));
     }
 
