@@ -18,6 +18,9 @@ tdir="${CARGO_TARGET_DIR:-$root/target}"
 export SMOKE_IMAGE="${MEASURE_IMAGE:-$root/tests/fixtures/page_0.png}"
 export SMOKE_EXPECT="${MEASURE_EXPECT:-write-protect}"
 export SMOKE_TIMEOUT="${SMOKE_TIMEOUT:-1800}"
+# A page under qemu takes minutes; the default 30 s task lifetime would expire
+# the task before its result is read.
+export OCRBOX_TASK_TTL="${OCRBOX_TASK_TTL:-30m}"
 echo "machine: $(nproc) cores, $(uname -m), $(awk '/model name/ { $1=$2=$3=""; print; exit }' /proc/cpuinfo)"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews times)"
 for b in "$@"; do
