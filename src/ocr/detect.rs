@@ -128,13 +128,12 @@ fn mean_border(img: &RgbImage) -> [u8; 3] {
 
 /// [`mean_border`], normalised: bucket padding that looks like background.
 fn border_color(img: &RgbImage) -> [f32; 3] {
-    let rgb = mean_border(img);
-    let bgr = [rgb[2], rgb[1], rgb[0]];
-    let mut out = [0.0; 3];
-    for c in 0..3 {
-        out[c] = (f32::from(bgr[c]) / 255.0 - Norm::DET.mean[c]) / Norm::DET.std[c];
-    }
-    out
+    let [r, g, b] = mean_border(img);
+    [
+        Norm::DET.apply(0, b),
+        Norm::DET.apply(1, g),
+        Norm::DET.apply(2, r),
+    ]
 }
 
 /// DB post-processing: binarise, regions, min-area rectangle, score, unclip, rescale, clip.

@@ -102,10 +102,7 @@ impl Engine {
             // A lone line has no page to vote with: when the classifier has any doubt, read
             // it both ways and keep the more confident reading.
             if *p > 0.5 {
-                let other = recognize(&self.rec, &self.charset, &rotate180(crop))?;
-                if other.1 > texts[0].1 {
-                    texts[0] = other;
-                }
+                texts[0] = self.better_reading(crop, texts[0].clone())?;
             }
         }
         let mut found: Vec<(Quad, String, f32)> = Vec::new();
@@ -131,10 +128,7 @@ impl Engine {
     fn whole_line(&self, img: &RgbImage) -> Result<Option<(Quad, String, f32)>, OcrError> {
         let mut best = recognize(&self.rec, &self.charset, img)?;
         if upside_down(&self.cls, img)? > 0.5 {
-            let other = recognize(&self.rec, &self.charset, &rotate180(img))?;
-            if other.1 > best.1 {
-                best = other;
-            }
+            best = self.better_reading(img, best)?;
         }
         let (text, conf) = best;
         let (w, h) = (img.width() as f32, img.height() as f32);
@@ -146,6 +140,16 @@ impl Engine {
         ];
         // Lower bar than for detected lines: there is no other candidate to prefer.
         Ok((conf >= 0.3 && !text.trim().is_empty()).then_some((quad, text, conf)))
+    }
+
+    /// `reading` of `line`, or the reading of `line` turned over if that is more confident.
+    fn better_reading(
+        &self,
+        line: &RgbImage,
+        reading: (String, f32),
+    ) -> Result<(String, f32), OcrError> {
+        let other = recognize(&self.rec, &self.charset, &rotate180(line))?;
+        Ok(if other.1 > reading.1 { other } else { reading })
     }
 
     /// Maps `f` over `items` on up to `self.threads` threads, keeping order.

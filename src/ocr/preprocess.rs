@@ -31,7 +31,8 @@ impl Norm {
         std: [0.5, 0.5, 0.5],
     };
 
-    fn apply(&self, c: usize, v: u8) -> f32 {
+    /// Normalises value `v` of BGR channel `c`.
+    pub fn apply(&self, c: usize, v: u8) -> f32 {
         (f32::from(v) / 255.0 - self.mean[c]) / self.std[c]
     }
 }
