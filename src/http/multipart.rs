@@ -43,7 +43,7 @@ pub async fn read_image(req: Request<Incoming>, max_image: u64) -> Result<Bytes,
     } else {
         read_field(&mut body, boundary, max_image, max_body).await
     };
-    if let Err(ApiError::TooLarge { .. }) = result {
+    if result.is_err() {
         linger(&mut body, max_body.max(LINGER_MIN)).await;
     }
     result
@@ -66,21 +66,23 @@ async fn read_field(
     );
     let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
 
+    let mut image = None;
     loop {
-        let field = match multipart.next_field().await {
+        let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
-            Ok(None) => {
-                return Err(ApiError::BadRequest(
-                    "no `image` field in the multipart body".into(),
-                ))
-            }
+            Ok(None) => break,
             Err(e) => return Err(map_err(e, max_image)),
         };
         if field.name() == Some("image") {
-            return field.bytes().await.map_err(|e| map_err(e, max_image));
+            if image.is_some() {
+                return Err(ApiError::BadRequest(
+                    "more than one `image` field; send one image per request".into(),
+                ));
+            }
+            image = Some(field.bytes().await.map_err(|e| map_err(e, max_image))?);
+            continue;
         }
-        // Other fields are ignored, but must be read past (still under the body limit).
-        let mut field = field;
+        // Other fields are ignored, but read past (still under the body limit).
         while field
             .chunk()
             .await
@@ -88,6 +90,9 @@ async fn read_field(
             .is_some()
         {}
     }
+    // The whole body is read before answering: a reply sent while the client is still
+    // uploading makes many clients report a broken pipe instead of our answer.
+    image.ok_or_else(|| ApiError::BadRequest("no `image` field in the multipart body".into()))
 }
 
 /// Reads and discards up to `cap` more bytes (for at most a few seconds) before a 413 is sent.
