@@ -27,7 +27,7 @@ while getopts "k:b:s:h" opt; do
         k) kills=$OPTARG ;;
         b) bin=$OPTARG ;;
         s) seed=$OPTARG ;;
-        *) sed -n '2,21p' "$0"; exit 2 ;;
+        *) sed -n '2,20p' "$0"; exit 2 ;;
     esac
 done
 [ -x "$bin" ] || { echo "no binary $bin (cargo build --release --locked)" >&2; exit 2; }
