@@ -38,6 +38,12 @@ struct Task {
     state: TaskState,
 }
 
+/// How long a result stays readable at least once it is ready, even past the task's expiry
+/// (capped at a quarter of the TTL). Without it a task charged just before its expiry would be
+/// gone before the client's next poll: paid for and never seen. The API spec advises polling
+/// every 1-2 s; 5 s covers that with room for latency.
+const MIN_RESULT_LIFETIME: Duration = Duration::from_secs(5);
+
 /// All live tasks, keyed by their UUIDv4.
 pub struct TaskStore {
     ttl: Duration,
@@ -100,10 +106,13 @@ impl TaskStore {
         }
     }
 
-    /// Stores the outcome of a task.
+    /// Stores the outcome of a task. It stays readable until the task's expiry, and at least
+    /// [`MIN_RESULT_LIFETIME`] (at most a quarter of the TTL) from now.
     pub fn finish(&self, id: &Uuid, state: TaskState) {
+        let floor = Instant::now() + (self.ttl / 4).min(MIN_RESULT_LIFETIME);
         if let Some(task) = self.lock().get_mut(id) {
             task.state = state;
+            task.expires = task.expires.max(floor);
         }
     }
 
@@ -152,5 +161,42 @@ mod tests {
         assert!(!store.begin_finish(&id));
         assert_eq!(store.reap(), 1);
         assert!(store.is_empty());
+    }
+
+    #[test]
+    fn a_result_ready_just_before_expiry_stays_readable_a_while() {
+        // TTL 1 s: a result stays readable at least 250 ms once stored.
+        let store = TaskStore::new(Duration::from_secs(1));
+        let (id, _) = store.create([0; 32]);
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(store.begin_finish(&id));
+        // Charging took the task past its expiry; the client has not polled yet.
+        std::thread::sleep(Duration::from_millis(300));
+        let done = TaskState::Done {
+            text: "x".into(),
+            seconds: 1.0,
+        };
+        store.finish(&id, done.clone());
+        assert_eq!(store.reap(), 0);
+        assert_eq!(store.get(&id).map(|t| t.state), Some(done));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(store.get(&id).is_none());
+        assert_eq!(store.reap(), 1);
+    }
+
+    #[test]
+    fn an_early_result_expires_with_its_task() {
+        let store = TaskStore::new(Duration::from_millis(400));
+        let (id, _) = store.create([0; 32]);
+        assert!(store.begin_finish(&id));
+        store.finish(
+            &id,
+            TaskState::Failed {
+                reason: "x".into(),
+                seconds: 0.0,
+            },
+        );
+        std::thread::sleep(Duration::from_millis(450));
+        assert!(store.get(&id).is_none());
     }
 }
