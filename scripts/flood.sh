@@ -5,8 +5,8 @@
 #
 # Starts `ocrbox serve --queue QUEUE --workers WORKERS` (default 8 and 2, task TTL 30s) on
 # 127.0.0.1 with a fresh database and a key of 10000 solves, then fires two waves of
-# 10 x QUEUE submits, each wave released at once from its own threads (the second as soon as
-# the first is answered), cycling over line, digit, captcha and page images from tests/fixtures.
+# 10 x QUEUE submits, each wave released at once from its own threads (the second after the
+# Retry-After of the first's 503s, as a polite client would), cycling over line, digit, captcha and page images from tests/fixtures.
 # Checks: every answer is 200 or 503; every 503 has a Retry-After of at least 1 s and the body
 # {"status":"fail","detail":"..."}; every accepted task, polled every 100 ms, ends "ok" or expires
 # (404); the server then accepts and solves one more image; finally balance == initial - ok
@@ -73,8 +73,9 @@ def wave(n):
         t.join()
     return out
 
-tasks = []
+tasks, retry_after = [], 0
 for w in (1, 2):
+    time.sleep(retry_after)
     t0 = time.monotonic()
     answers = wave(N)
     wall = time.monotonic() - t0
@@ -93,6 +94,8 @@ for w in (1, 2):
         if set(d) != {"status", "detail"} or d["status"] != "fail" or not isinstance(d["detail"], str):
             violation(f"wave {w}: 503 body {d}")
     tasks += [d["task_id"] for d in ok]
+    retry_after = max([int(h["retry-after"]) for h, _ in busy if h.get("retry-after", "").isdigit()],
+                      default=0)
     print(f"wave {w}: {len(ok)} x 200, {len(busy)} x 503 in {wall:.2f} s"
           f" (Retry-After {sorted({h.get('retry-after') for h, _ in busy})},"
           f" detail {sorted({d.get('detail') for _, d in busy})})", flush=True)
