@@ -108,13 +108,18 @@ fn printed_lines_are_read_nearly_exactly() {
         let (want, got) = (&labels[name], text(&got[name]));
         errors += distance(&fold(want), &fold(got));
         chars += fold(want).len();
-        if name != "line_055.jpg" {
-            // 026 has its first character at the image edge, 046 is long and tilted.
-            assert!(cer(want, got) <= 0.03, "{name}: want {want:?}, got {got:?}");
-        }
+        // 026 has its first character at the image edge, 046 is long and tilted; 055 is a
+        // tight serif line whose word spaces the recogniser drops (restored from the ink).
+        let limit = if name == "line_055.jpg" { 0.08 } else { 0.03 };
+        assert!(cer(want, got) <= limit, "{name}: want {want:?}, got {got:?}");
     }
     let rate = errors as f64 / chars as f64;
-    assert!(rate <= 0.06, "lines CER {rate:.3}");
+    assert!(rate <= 0.03, "lines CER {rate:.3}");
+    let serif = text(&got["line_055.jpg"]);
+    assert!(
+        serif.contains("Matthias Klose <doko@debian.org> Mon, 08"),
+        "word spaces lost: {serif:?}"
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod layout;
 mod models;
 mod preprocess;
 mod recognize;
+mod spacing;
 
 use std::time::Duration;
 

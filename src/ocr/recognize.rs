@@ -4,6 +4,7 @@ use image::RgbImage;
 
 use super::models::{as_f32, Model};
 use super::preprocess::{resize, to_tensor, Norm};
+use super::spacing;
 use super::OcrError;
 
 const H: usize = 48;
@@ -59,30 +60,55 @@ pub fn recognize(
             charset.len()
         )));
     }
-    Ok(ctc_decode(probs, classes, charset))
+    let steps = probs.len() / classes;
+    let glyphs = ctc_glyphs(probs, classes, charset);
+    let glyphs = spacing::respace(glyphs, &resized, bw as f32 / steps.max(1) as f32);
+    Ok(join(&glyphs))
+}
+
+/// One character read by CTC: its text, the span of output steps it covers, its probability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Glyph {
+    pub text: String,
+    pub first: usize,
+    pub last: usize,
+    pub p: f32,
 }
 
 /// Greedy CTC: best class per step, collapse repeats, drop blanks.
-pub fn ctc_decode(probs: &[f32], classes: usize, charset: &Charset) -> (String, f32) {
-    let mut text = String::new();
-    let mut conf = Vec::new();
+pub fn ctc_glyphs(probs: &[f32], classes: usize, charset: &Charset) -> Vec<Glyph> {
+    let mut glyphs: Vec<Glyph> = Vec::new();
     let mut prev = usize::MAX;
-    for step in probs.chunks_exact(classes) {
+    for (t, step) in probs.chunks_exact(classes).enumerate() {
         let (best, p) = step
             .iter()
             .copied()
             .enumerate()
             .fold((0, f32::MIN), |a, (i, v)| if v > a.1 { (i, v) } else { a });
-        if best != 0 && best != prev {
-            text.extend(charset.chars[best].chars().map(halfwidth));
-            conf.push(p);
+        if best != 0 && best == prev {
+            if let Some(g) = glyphs.last_mut() {
+                g.last = t;
+            }
+        } else if best != 0 {
+            glyphs.push(Glyph {
+                text: charset.chars[best].chars().map(halfwidth).collect(),
+                first: t,
+                last: t,
+                p,
+            });
         }
         prev = best;
     }
-    let score = if conf.is_empty() {
+    glyphs
+}
+
+/// The text of `glyphs` and its confidence (mean probability of the characters).
+pub fn join(glyphs: &[Glyph]) -> (String, f32) {
+    let text = glyphs.iter().map(|g| g.text.as_str()).collect();
+    let score = if glyphs.is_empty() {
         0.0
     } else {
-        conf.iter().sum::<f32>() / conf.len() as f32
+        glyphs.iter().map(|g| g.p).sum::<f32>() / glyphs.len() as f32
     };
     (text, score)
 }
@@ -113,7 +139,7 @@ mod tests {
             s[c] = if c == 2 { 0.6 } else { 0.9 };
             probs.extend(s);
         }
-        let (text, conf) = ctc_decode(&probs, 4, &cs);
+        let (text, conf) = join(&ctc_glyphs(&probs, 4, &cs));
         assert_eq!(text, "aab b");
         assert!((conf - (0.9 + 0.9 + 0.6 + 0.9 + 0.6) / 5.0).abs() < 1e-6);
     }
@@ -127,13 +153,13 @@ mod tests {
             s[c] = 1.0;
             probs.extend(s);
         }
-        assert_eq!(ctc_decode(&probs, cs.len(), &cs).0, "(R)");
+        assert_eq!(join(&ctc_glyphs(&probs, cs.len(), &cs)).0, "(R)");
     }
 
     #[test]
     fn all_blank_is_empty_with_zero_confidence() {
         let cs = Charset::new("a\n");
         let probs = [0.9, 0.1, 0.0, 0.95, 0.05, 0.0];
-        assert_eq!(ctc_decode(&probs, 3, &cs), (String::new(), 0.0));
+        assert_eq!(join(&ctc_glyphs(&probs, 3, &cs)), (String::new(), 0.0));
     }
 }
