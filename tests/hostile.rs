@@ -390,7 +390,18 @@ fn bad_images_are_refused_and_never_charged() {
         "x.bmp",
     );
     expect_fair(&c, &srv, &key, "PNG named .jpg", png.clone(), "liar.jpg");
-    // CMYK JPEG: image 0.25's JPEG encoder cannot write CMYK, so that case is not covered.
+    // CMYK JPEG (Adobe, inverted, as Photoshop and Pillow write it; image's encoder cannot
+    // write CMYK, so it is a fixture): read, not refused.
+    let (before, _) = balance(&c, &srv, &key);
+    let (status, body, result) =
+        submit_named(&c, &srv, &key, fixture("cmyk_line_001.jpg"), "cmyk.jpg");
+    assert_eq!(status, 200, "CMYK JPEG: {body}");
+    let r = result.unwrap();
+    assert!(
+        r["result"].as_str().unwrap().contains(LINE_WORDS),
+        "CMYK JPEG: {r}"
+    );
+    assert_balance(&c, &srv, &key, before - 1, "CMYK JPEG");
 
     // A sane image still works and is charged once.
     let (before, _) = balance(&c, &srv, &key);

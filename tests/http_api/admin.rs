@@ -66,3 +66,66 @@ fn keys_admin_while_serving() {
     assert_eq!(balance(&c, &srv, &first), (42, 0));
     srv.stop();
 }
+
+#[test]
+fn admin_is_not_reachable_over_the_network() {
+    use std::io::{Read, Write};
+
+    let dir = TempDir::new();
+    let srv = Server::start(&dir.db(), &["--workers", "1"]);
+    let key = srv.first_key.clone().unwrap();
+    let c = client();
+    let before = balance(&c, &srv, &key);
+
+    // No HTTP route administers keys, with or without a valid key.
+    for path in [
+        "/admin",
+        "/api/keys",
+        "/api/admin/keys",
+        "/api/keys/add",
+        "/api/credit",
+    ] {
+        for url in [srv.url(path), srv.url(&format!("{path}?api={key}"))] {
+            let resp = c
+                .post(&url)
+                .body(r#"{"op":"add","solves":1000}"#)
+                .send()
+                .unwrap();
+            assert_eq!(resp.status(), 404, "POST {url}");
+            let (s, _) = get(&c, &url);
+            assert_eq!(s, 404, "GET {url}");
+        }
+    }
+
+    // The admin socket's own protocol sent to the TCP port is just a bad HTTP request.
+    let addr = srv.base.trim_start_matches("http://");
+    for line in [
+        "{\"op\":\"add\",\"name\":\"evil\",\"solves\":1000}\n",
+        &format!(
+            "{{\"op\":\"credit\",\"key\":\"{}\",\"change\":{{\"set\":1000}}}}\n",
+            &key[..8]
+        ),
+        "{\"op\":\"list\"}\n",
+    ] {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        s.write_all(line.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let out = String::from_utf8_lossy(&out);
+        assert!(
+            out.is_empty() || out.starts_with("HTTP/1.1 4"),
+            "admin line over TCP answered: {out}"
+        );
+        assert!(!out.contains(&key[..8]), "key id leaked over TCP: {out}");
+    }
+
+    assert_eq!(balance(&c, &srv, &key), before);
+    let list = keys(&dir.db(), &["list"]);
+    assert!(
+        !list.contains("evil"),
+        "a key was added over the network:\n{list}"
+    );
+    srv.stop();
+}
