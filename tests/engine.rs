@@ -111,7 +111,10 @@ fn printed_lines_are_read_nearly_exactly() {
         // 026 has its first character at the image edge, 046 is long and tilted; 055 is a
         // tight serif line whose word spaces the recogniser drops (restored from the ink).
         let limit = if name == "line_055.jpg" { 0.08 } else { 0.03 };
-        assert!(cer(want, got) <= limit, "{name}: want {want:?}, got {got:?}");
+        assert!(
+            cer(want, got) <= limit,
+            "{name}: want {want:?}, got {got:?}"
+        );
     }
     let rate = errors as f64 / chars as f64;
     assert!(rate <= 0.03, "lines CER {rate:.3}");
