@@ -10,7 +10,8 @@ mod detect;
 mod engine;
 mod geometry;
 mod layout;
-mod models;
+/// Model loading and per-shape plans (public for benches/shapes.rs).
+pub mod models;
 mod preprocess;
 mod recognize;
 mod spacing;
