@@ -5,7 +5,7 @@
 //! declare no length), and multer's per-field limit (the image itself).
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{Stream, TryStreamExt};
 use http_body_util::{BodyExt, BodyStream, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -59,6 +59,43 @@ async fn read_field(
     let limited = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX));
     let stream =
         BodyStream::new(limited).try_filter_map(|frame| async move { Ok(frame.into_data().ok()) });
+    parse_stream(stream, boundary, max_image, max_body).await
+}
+
+/// The parsing [`read_image`] does once the headers are checked, on any byte stream: the
+/// `Content-Type` header value and the body's chunks. For the fuzz target (`fuzz/`) and tests,
+/// which have no hyper request.
+pub async fn parse_image<S, E>(
+    content_type: &str,
+    body: S,
+    max_image: u64,
+) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let boundary =
+        multer::parse_boundary(content_type).map_err(|_| ApiError::BadRequest(USAGE.into()))?;
+    parse_stream(
+        body,
+        boundary,
+        max_image,
+        max_image.saturating_add(ENVELOPE),
+    )
+    .await
+}
+
+/// Reads the `image` field from a multipart stream of at most `max_body` bytes.
+async fn parse_stream<S, E>(
+    stream: S,
+    boundary: String,
+    max_image: u64,
+    max_body: u64,
+) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
             .whole_stream(max_body)

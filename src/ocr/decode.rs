@@ -61,6 +61,10 @@ pub enum DecodeError {
     Corrupt(String),
 }
 
+/// Model-input preparation without the models, for the `decode` fuzz target (`fuzz/`).
+#[doc(hidden)]
+pub use super::preprocess::model_inputs;
+
 /// Identifies an accepted format from the leading bytes (never from a file name).
 pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, DecodeError> {
     if bytes.is_empty() {
@@ -90,7 +94,22 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RgbImage, DecodeError> {
     lim.max_image_height = Some(limits.max_side);
     lim.max_alloc = Some(limits.max_alloc);
     reader.limits(lim);
-    let mut decoder = reader.into_decoder().map_err(map_err)?;
+    let mut decoder = match reader.into_decoder() {
+        // The decoder refused the header's size against our side limit: report the real size
+        // rather than the 0x0 `map_err` can give.
+        Err(image::ImageError::Limits(_)) => {
+            let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+                .into_dimensions()
+                .unwrap_or((0, 0));
+            return Err(DecodeError::TooLarge {
+                width,
+                height,
+                limit: limits.max_pixels,
+                side: limits.max_side,
+            });
+        }
+        other => other.map_err(map_err)?,
+    };
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(DecodeError::NoPixels);
@@ -230,6 +249,20 @@ mod tests {
             decode(&bytes, &limits),
             Err(DecodeError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn over_side_limit_reports_the_real_size() {
+        let bytes = png(DynamicImage::new_luma8(301, 2));
+        let limits = Limits {
+            max_side: 300,
+            ..Limits::default()
+        };
+        let err = decode(&bytes, &limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "image too large: 301x2 pixels (limit 50000000 pixels, 300 per side)"
+        );
     }
 
     #[test]

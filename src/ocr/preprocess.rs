@@ -62,3 +62,46 @@ pub fn to_tensor(img: &RgbImage, bh: usize, bw: usize, norm: Norm, pad: [f32; 3]
 pub fn rotate180(img: &RgbImage) -> RgbImage {
     imageops::rotate180(img)
 }
+
+/// The model inputs the pipeline builds from a decoded page, without running any model: the
+/// detector's (resized to [`super::detect::input_size`], padded to a multiple of 32) and the
+/// recogniser's and classifier's height-48 strips of the whole image (what the engine reads
+/// when detection finds nothing), plus the 180° turn. Returns the `[n, c, h, w]` of each tensor
+/// after checking its length and values. Exists for the `decode` fuzz target (`fuzz/`), which
+/// feeds it every image the decoder accepts; the strip widths mirror `recognize.rs` and
+/// `classify.rs` (48 high, at most 3200 and 192 wide).
+#[doc(hidden)]
+pub fn model_inputs(img: &RgbImage) -> Vec<[usize; 4]> {
+    const H: usize = 48;
+    let (w, h) = img.dimensions();
+    let mut shapes = Vec::new();
+    let mut check = |t: Vec<f32>, bh: usize, bw: usize| {
+        assert_eq!(t.len(), 3 * bh * bw, "tensor length");
+        assert!(t.iter().all(|v| v.is_finite()), "non-finite tensor value");
+        shapes.push([1, 3, bh, bw]);
+    };
+
+    let limit = super::detect::DetParams::default().limit_side;
+    let (rw, rh) = super::detect::input_size(w, h, limit);
+    assert!(
+        rw >= 32 && rh >= 32 && rw % 32 == 0 && rh % 32 == 0,
+        "det size {rw}x{rh}"
+    );
+    assert!(
+        rw.max(rh) <= limit.div_ceil(32) * 32 + 32,
+        "det size {rw}x{rh} over {limit}"
+    );
+    let resized = resize(img, rw, rh);
+    assert_eq!(resized.dimensions(), (rw, rh));
+    let (bw, bh) = (rw as usize, rh as usize);
+    check(to_tensor(&resized, bh, bw, Norm::DET, [0.0; 3]), bh, bw);
+
+    for (max_w, norm) in [(3200, Norm::SYMMETRIC), (192, Norm::SYMMETRIC)] {
+        let want = (H as f32 * w as f32 / h.max(1) as f32).ceil() as usize;
+        let sw = want.clamp(1, max_w);
+        let strip = resize(&rotate180(img), sw as u32, H as u32);
+        assert_eq!(strip.dimensions(), (sw as u32, H as u32));
+        check(to_tensor(&strip, H, max_w, norm, [0.0; 3]), H, max_w);
+    }
+    shapes
+}

@@ -1,0 +1,9 @@
+//! Multipart upload parsing, as the server does it; see `fuzz/harness.rs`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    harness::multipart(data);
+});
