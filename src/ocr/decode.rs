@@ -131,8 +131,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RgbImage, DecodeError> {
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
-    let img = shrink(img, limits.work_side);
-    Ok(flatten(img))
+    Ok(shrink(flatten(img), limits.work_side))
 }
 
 /// Whether an end-of-image marker follows the last start-of-scan marker (an embedded EXIF
@@ -158,15 +157,32 @@ fn map_err(e: image::ImageError) -> DecodeError {
     }
 }
 
-fn shrink(img: DynamicImage, side: u32) -> DynamicImage {
-    let long = img.width().max(img.height());
+/// Scales the image down so its long side is at most `side`. fast_image_resize works on the
+/// 8-bit pixels with an 8-bit intermediate (about `side × height × 3` bytes), where the image
+/// crate's resize holds `width × side` pixels as four f32 each: ~460 MB for a 7000×7000 page.
+fn shrink(img: RgbImage, side: u32) -> RgbImage {
+    use fast_image_resize::{
+        images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
+    };
+    let (w, h) = img.dimensions();
+    let long = w.max(h);
     if long <= side {
         return img;
     }
-    let scale = side as f64 / long as f64;
-    let w = ((img.width() as f64 * scale).round() as u32).max(1);
-    let h = ((img.height() as f64 * scale).round() as u32).max(1);
-    img.resize_exact(w, h, image::imageops::FilterType::Triangle)
+    let scale = f64::from(side) / f64::from(long);
+    let dw = ((f64::from(w) * scale).round() as u32).max(1);
+    let dh = ((f64::from(h) * scale).round() as u32).max(1);
+    let resized = Image::from_vec_u8(w, h, img.into_raw(), PixelType::U8x3).and_then(|src| {
+        let mut dst = Image::new(dw, dh, PixelType::U8x3);
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|_| fast_image_resize::ImageBufferError::InvalidBufferSize)?;
+        Ok(dst.into_vec())
+    });
+    // The buffer sizes are right by construction; a failure here would be a bug in this function.
+    let raw = resized.expect("RGB buffers of the stated sizes");
+    RgbImage::from_raw(dw, dh, raw).expect("resizer output has the requested size")
 }
 
 /// Transparent pixels become white: text is usually dark on a transparent background, and
