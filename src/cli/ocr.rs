@@ -1,5 +1,6 @@
 //! `ocrbox ocr FILE...`: read images from disk and print their text.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -64,6 +65,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     let mut failed = false;
     let several = args.files.len() > 1;
+    let mut out = std::io::stdout().lock();
     for (n, path) in args.files.iter().enumerate() {
         let t = Instant::now();
         let page = match read_file(&engine, path) {
@@ -75,7 +77,7 @@ pub fn run(args: Args) -> ExitCode {
             }
         };
         let ms = t.elapsed().as_secs_f64() * 1000.0;
-        if args.json {
+        let written = if args.json {
             let ms_of = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
             let obj = json!({
                 "file": path.display().to_string(),
@@ -89,15 +91,22 @@ pub fn run(args: Args) -> ExitCode {
                     "recognize_ms": ms_of(page.timings.recognize),
                 },
             });
-            println!("{obj}");
+            writeln!(out, "{obj}")
         } else {
+            let sep = if n > 0 { "\n" } else { "" };
             if several {
-                if n > 0 {
-                    println!();
-                }
-                println!("==> {} <==", path.display());
+                writeln!(out, "{sep}==> {} <==", path.display())
+                    .and_then(|()| writeln!(out, "{}", page.text))
+            } else {
+                writeln!(out, "{}", page.text)
             }
-            println!("{}", page.text);
+        };
+        // A reader that stopped (`ocrbox ocr *.png | head`) ends the run quietly.
+        if let Err(e) = written.and_then(|()| out.flush()) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("ocrbox: stdout: {e}");
+            }
+            return ExitCode::FAILURE;
         }
     }
     if failed {
