@@ -10,13 +10,18 @@
 # 3. For several candidate bucket lists it prints the mean recognition time per line (each line
 #    padded up to its bucket, times interpolated from step 1), the plans needed, and the time
 #    spent building them once: the trade-off between padding waste and plan count.
+# SHAPES_TSV=FILE skips step 1 and uses a table printed by an earlier `cargo bench --bench shapes`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 eval_dir=${EVAL_DIR:-$here/../shared/eval}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-(cd "$here" && cargo bench --locked --bench shapes -- rec) | tee "$tmp/shapes.tsv"
+if [ -n "${SHAPES_TSV:-}" ]; then
+    cp "$SHAPES_TSV" "$tmp/shapes.tsv"   # a table saved from an earlier run
+else
+    (cd "$here" && cargo bench --locked --bench shapes -- rec) | tee "$tmp/shapes.tsv"
+fi
 bin="$here/target/release/ocrbox"
 [ -x "$bin" ] || (cd "$here" && cargo build --release --locked)
 if [ $# -eq 0 ]; then
