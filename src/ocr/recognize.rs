@@ -9,11 +9,13 @@ use super::OcrError;
 
 const H: usize = 48;
 
-/// Strip widths are padded up to one of these (each is one tract plan, ~100 ms to build).
-/// The reference never feeds less than 320 (its default shape), and the recogniser mixes
-/// context across the whole strip, so narrower inputs would change its answers; above that,
-/// steps grow with width to keep padding waste around 25 % and the plan count low. Wider lines
-/// are squeezed into the last bucket.
+/// Strip widths are padded up to one of these (each is one tract plan: ~90 ms to build and
+/// ~20 MiB to keep). The reference never feeds less than 320 (its default shape), and the
+/// recogniser mixes context across the whole strip, so narrower inputs would change its answers.
+/// Run time grows linearly with width (~4.7 ms per 100 px). Weighed by the 1565 line widths of
+/// the eval sets (`scripts/bench-buckets.sh`), these cost 1.06× the exact-width lower bound
+/// per line with 8 plans in use; steps of 80 px would save 3 % for 15 plans (300 MiB),
+/// doubling widths would cost 11 % more for 4. Wider lines are squeezed into the last bucket.
 const BUCKETS: [usize; 10] = [320, 480, 640, 800, 960, 1280, 1600, 2048, 2560, 3200];
 
 /// The character table: index 0 is the CTC blank, then the dictionary, then space.
