@@ -30,14 +30,7 @@ while getopts "k:b:s:h" opt; do
         *) sed -n '2,20p' "$0"; exit 2 ;;
     esac
 done
-[ -x "$bin" ] || { echo "no binary $bin (cargo build --release --locked)" >&2; exit 2; }
-
-tmp=$(mktemp -d)
-cleanup() {
-    [ -f "$tmp/server.pid" ] && kill -9 "$(cat "$tmp/server.pid")" 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$here/scripts/stress-env.sh"
 
 PYTHONPATH="$here/scripts" python3 - "$bin" "$tmp" "$kills" "$seed" "$here/tests/fixtures" <<'PY'
 import http.client, os, random, re, signal, sys, threading, time
