@@ -23,6 +23,9 @@ export SMOKE_TIMEOUT="${SMOKE_TIMEOUT:-1800}"
 export OCRBOX_TASK_TTL="${OCRBOX_TASK_TTL:-30m}"
 echo "machine: $(nproc) cores, $(uname -m), $(awk '/model name/ { $1=$2=$3=""; print; exit }' /proc/cpuinfo)"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews times)"
+# qemu-smoke.sh sets RUST_LIB_BACKTRACE=0 unless given: the service's own environment has no
+# RUST_BACKTRACE, and with it every plan build captures thousands of backtraces.
+echo "env: RUST_BACKTRACE=${RUST_BACKTRACE:-unset} RUST_LIB_BACKTRACE=${RUST_LIB_BACKTRACE:-0 (qemu-smoke default)}"
 for b in "$@"; do
   echo "=== $(basename "$b")"
   "$root/scripts/qemu-smoke.sh" "$b" | grep -E '^(measure|qemu-smoke):'

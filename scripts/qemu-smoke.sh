@@ -20,7 +20,12 @@
 #                              (default: tests/fixtures/line_001.png)
 #   SMOKE_PORT                 port on 127.0.0.1 (default: random 20000-39999)
 #   SMOKE_TIMEOUT              seconds to wait for start-up / a result (default 300)
+#   RUST_LIB_BACKTRACE         default 0 (std::backtrace off). With RUST_BACKTRACE=1 inherited from a
+#                              developer's shell, every error tract makes while building a plan
+#                              (thousands per model shape) captures a backtrace, which on musl
+#                              costs ~0.2 ms each (README: Measurements) and would skew the times.
 set -euo pipefail
+export RUST_LIB_BACKTRACE="${RUST_LIB_BACKTRACE:-0}"
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tdir="${CARGO_TARGET_DIR:-$root/target}"
@@ -55,6 +60,7 @@ run() { "${runner[@]}" "$bin" "$@"; }
 echo "qemu-smoke: $bin"
 echo "qemu-smoke: $desc"
 echo "qemu-smoke: runner: ${runner[*]:-native}; image: $image; expect: '$expect'"
+echo "qemu-smoke: RUST_BACKTRACE=${RUST_BACKTRACE:-unset} RUST_LIB_BACKTRACE=$RUST_LIB_BACKTRACE"
 
 work=$(mktemp -d)
 server=""
