@@ -31,6 +31,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // tract reports shape-inference dead ends through anyhow errors, thousands per plan build;
+    // with RUST_BACKTRACE=1 in the environment each would capture a backtrace (slow on musl:
+    // a first OCR took 1.2 s instead of 0.5 s). RUST_LIB_BACKTRACE=0 keeps panic backtraces
+    // and turns those off. Set before any thread exists.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Ocr(args) => cli::ocr::run(args),
