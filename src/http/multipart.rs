@@ -132,10 +132,10 @@ where
     image.ok_or_else(|| ApiError::BadRequest("no `image` field in the multipart body".into()))
 }
 
-/// Reads and discards up to `cap` more bytes (for at most a few seconds) before a 413 is sent.
-/// Closing a socket with unread input makes the kernel reset the connection, and most clients
-/// then report "broken pipe" instead of our answer; modest overshoots get a readable 413, huge
-/// ones are cut off.
+/// Reads and discards up to `cap` more bytes (for at most a few seconds) before an error is
+/// sent. Closing a socket with unread input makes the kernel reset the connection, and most
+/// clients then report "broken pipe" instead of our answer; modest overshoots get a readable
+/// error, huge ones are cut off.
 async fn linger(body: &mut Incoming, cap: u64) {
     let drain = async {
         let mut seen: u64 = 0;
