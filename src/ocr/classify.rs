@@ -6,8 +6,8 @@ use super::models::{as_f32, Model};
 use super::preprocess::{resize, to_tensor, Norm};
 use super::OcrError;
 
-const H: usize = 48;
-const W: usize = 192;
+pub(super) const H: usize = 48;
+pub(super) const W: usize = 192;
 
 /// Windows classified per line, at most.
 const WINDOWS: u32 = 3;

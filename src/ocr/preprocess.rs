@@ -68,11 +68,11 @@ pub fn rotate180(img: &RgbImage) -> RgbImage {
 /// recogniser's and classifier's height-48 strips of the whole image (what the engine reads
 /// when detection finds nothing), plus the 180° turn. Returns the `[n, c, h, w]` of each tensor
 /// after checking its length and values. Exists for the `decode` fuzz target (`fuzz/`), which
-/// feeds it every image the decoder accepts; the strip widths mirror `recognize.rs` and
-/// `classify.rs` (48 high, at most 3200 and 192 wide).
+/// feeds it every image the decoder accepts; strip sizes come from the recogniser's and
+/// classifier's own constants.
 #[doc(hidden)]
 pub fn model_inputs(img: &RgbImage) -> Vec<[usize; 4]> {
-    const H: usize = 48;
+    use super::{classify, recognize};
     let (w, h) = img.dimensions();
     let mut shapes = Vec::new();
     let mut check = |t: Vec<f32>, bh: usize, bw: usize| {
@@ -96,12 +96,17 @@ pub fn model_inputs(img: &RgbImage) -> Vec<[usize; 4]> {
     let (bw, bh) = (rw as usize, rh as usize);
     check(to_tensor(&resized, bh, bw, Norm::DET, [0.0; 3]), bh, bw);
 
-    for (max_w, norm) in [(3200, Norm::SYMMETRIC), (192, Norm::SYMMETRIC)] {
-        let want = (H as f32 * w as f32 / h.max(1) as f32).ceil() as usize;
+    let widest = recognize::BUCKETS[recognize::BUCKETS.len() - 1];
+    for (sh, max_w) in [(recognize::H, widest), (classify::H, classify::W)] {
+        let want = (sh as f32 * w as f32 / h.max(1) as f32).ceil() as usize;
         let sw = want.clamp(1, max_w);
-        let strip = resize(&rotate180(img), sw as u32, H as u32);
-        assert_eq!(strip.dimensions(), (sw as u32, H as u32));
-        check(to_tensor(&strip, H, max_w, norm, [0.0; 3]), H, max_w);
+        let strip = resize(&rotate180(img), sw as u32, sh as u32);
+        assert_eq!(strip.dimensions(), (sw as u32, sh as u32));
+        check(
+            to_tensor(&strip, sh, max_w, Norm::SYMMETRIC, [0.0; 3]),
+            sh,
+            max_w,
+        );
     }
     shapes
 }

@@ -7,7 +7,7 @@ use super::preprocess::{resize, to_tensor, Norm};
 use super::spacing;
 use super::OcrError;
 
-const H: usize = 48;
+pub(super) const H: usize = 48;
 
 /// Strip widths are padded up to one of these (each is one tract plan: ~90 ms to build and
 /// ~20 MiB to keep). The reference never feeds less than 320 (its default shape), and the
@@ -16,7 +16,7 @@ const H: usize = 48;
 /// the eval sets (`scripts/bench-buckets.sh`), these cost 1.06× the exact-width lower bound
 /// per line with 8 plans in use; steps of 80 px would save 3 % for 15 plans (300 MiB),
 /// doubling widths would cost 11 % more for 4. Wider lines are squeezed into the last bucket.
-const BUCKETS: [usize; 10] = [320, 480, 640, 800, 960, 1280, 1600, 2048, 2560, 3200];
+pub(super) const BUCKETS: [usize; 10] = [320, 480, 640, 800, 960, 1280, 1600, 2048, 2560, 3200];
 
 /// The character table: index 0 is the CTC blank, then the dictionary, then space.
 pub struct Charset {
