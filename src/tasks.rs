@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::ledger::KeyHash;
+use crate::ocr::DecodeError;
 
 /// Where a task stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,8 +22,31 @@ pub enum TaskState {
     Finishing,
     /// OCR succeeded: the text and the processing time in seconds.
     Done { text: String, seconds: f64 },
-    /// OCR failed (nothing charged): the reason and the processing time in seconds.
-    Failed { reason: String, seconds: f64 },
+    /// The task failed and nothing was charged: why, and the processing time in seconds.
+    Failed { reason: FailReason, seconds: f64 },
+}
+
+/// Why a task failed. Only `http::error` words these for the client, so each failure is worded
+/// once and the spec's own strings exist once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FailReason {
+    /// The upload is not a usable image.
+    Image(DecodeError),
+    /// The key's last credit went elsewhere (e.g. an administrator's debit) while the task ran.
+    NoSolves,
+    /// The key was revoked or deleted while the task ran.
+    Revoked,
+    /// Our fault; the cause is logged where it happened, never sent.
+    Internal(Internal),
+}
+
+/// Which part of ours failed a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Internal {
+    /// The OCR engine returned an error or panicked.
+    Engine,
+    /// The charge could not be recorded in the ledger.
+    Ledger,
 }
 
 /// A snapshot of one task, as the result endpoint needs it.
@@ -192,7 +216,7 @@ mod tests {
         store.finish(
             &id,
             TaskState::Failed {
-                reason: "x".into(),
+                reason: FailReason::NoSolves,
                 seconds: 0.0,
             },
         );

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::ledger::{LedgerError, Reservation};
-use crate::ocr::{Engine, Limits, OcrError};
-use crate::tasks::{TaskState, TaskStore};
+use crate::ocr::{Engine, Limits, OcrError, Page};
+use crate::tasks::{FailReason, Internal, TaskState, TaskStore};
 
 /// One accepted upload waiting for a worker.
 pub struct Job {
@@ -155,6 +155,7 @@ fn worker(
     }
 }
 
+/// Reads one job's image and records the outcome: infer → settle → finish.
 fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
     let Job {
         id,
@@ -175,40 +176,37 @@ fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
         tracing::debug!(task = %id, "finished after expiry, not charged");
         return;
     }
-    let state = match outcome {
-        Ok(page) => match reservation.charge() {
-            Ok(_) => TaskState::Done {
-                text: page.text,
-                seconds,
-            },
-            // The text is withheld: it was not paid for.
-            Err(LedgerError::NoSolves) => TaskState::Failed {
-                reason: "No solves remaining".into(),
-                seconds,
-            },
-            Err(LedgerError::Revoked) => TaskState::Failed {
-                reason: "Invalid API key".into(),
-                seconds,
-            },
-            Err(e) => {
-                tracing::error!(task = %id, error = %e, "could not record the solve");
-                TaskState::Failed {
-                    reason: "internal error: could not record the solve".into(),
-                    seconds,
-                }
-            }
-        },
-        Err(OcrError::Decode(e)) => TaskState::Failed {
-            reason: e.to_string(),
-            seconds,
-        },
-        Err(OcrError::Model(e)) => {
-            tracing::error!(task = %id, error = %e, "OCR engine failed");
-            TaskState::Failed {
-                reason: "internal OCR error".into(),
-                seconds,
-            }
-        }
+    let state = match settle(outcome, reservation, &id) {
+        Ok(text) => TaskState::Done { text, seconds },
+        Err(reason) => TaskState::Failed { reason, seconds },
     };
     tasks.finish(&id, state);
+}
+
+/// Charges the credit for a successful reading and hands back its text; otherwise says why the
+/// task failed (the reservation is then dropped, releasing the credit uncharged). Causes that are
+/// ours are logged here; the client's wording is `http::error`'s.
+fn settle(
+    outcome: Result<Page, OcrError>,
+    reservation: Reservation,
+    id: &Uuid,
+) -> Result<String, FailReason> {
+    let page = match outcome {
+        Ok(page) => page,
+        Err(OcrError::Decode(e)) => return Err(FailReason::Image(e)),
+        Err(OcrError::Model(e)) => {
+            tracing::error!(task = %id, error = %e, "OCR engine failed");
+            return Err(FailReason::Internal(Internal::Engine));
+        }
+    };
+    match reservation.charge() {
+        Ok(_) => Ok(page.text),
+        // The text is withheld: it was not paid for.
+        Err(LedgerError::NoSolves) => Err(FailReason::NoSolves),
+        Err(LedgerError::Revoked) => Err(FailReason::Revoked),
+        Err(e) => {
+            tracing::error!(task = %id, error = %e, "could not record the solve");
+            Err(FailReason::Internal(Internal::Ledger))
+        }
+    }
 }

@@ -6,6 +6,8 @@ use hyper::StatusCode;
 
 use super::json;
 use super::Response;
+use crate::ocr::DecodeError;
+use crate::tasks::{FailReason, Internal};
 
 /// A request failure. The `Display` text is the `detail` sent to the client.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +99,26 @@ impl ApiError {
     }
 }
 
+/// The `result` text of a failed task, as the client reads it. The two spec strings come from
+/// [`ApiError`]'s own wording, so each exists once.
+pub fn failure_detail(reason: &FailReason) -> String {
+    match reason {
+        FailReason::Image(e) => ApiError::from(e.clone()).to_string(),
+        FailReason::NoSolves => ApiError::NoSolves.to_string(),
+        FailReason::Revoked => ApiError::InvalidKey.to_string(),
+        FailReason::Internal(Internal::Engine) => "internal OCR error".into(),
+        FailReason::Internal(Internal::Ledger) => {
+            "internal error: could not record the solve".into()
+        }
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
 impl From<crate::ledger::LedgerError> for ApiError {
     fn from(e: crate::ledger::LedgerError) -> Self {
         match e {
@@ -104,5 +126,24 @@ impl From<crate::ledger::LedgerError> for ApiError {
             crate::ledger::LedgerError::Revoked => ApiError::InvalidKey,
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_use_the_spec_wording() {
+        assert_eq!(failure_detail(&FailReason::NoSolves), "No solves remaining");
+        assert_eq!(failure_detail(&FailReason::Revoked), "Invalid API key");
+        assert_eq!(
+            failure_detail(&FailReason::Image(DecodeError::Empty)),
+            "empty image"
+        );
+        assert_eq!(
+            failure_detail(&FailReason::Internal(Internal::Engine)),
+            "internal OCR error"
+        );
     }
 }

@@ -40,7 +40,7 @@ impl Default for Limits {
 }
 
 /// Why an upload is not a usable image. Messages are shown to API clients.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
     #[error("empty image")]
     Empty,
@@ -60,10 +60,6 @@ pub enum DecodeError {
     #[error("corrupt or truncated image: {0}")]
     Corrupt(String),
 }
-
-/// Model-input preparation without the models, for the `decode` fuzz target (`fuzz/`).
-#[doc(hidden)]
-pub use super::preprocess::model_inputs;
 
 /// Identifies an accepted format from the leading bytes (never from a file name).
 pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, DecodeError> {
