@@ -16,9 +16,9 @@
 //!
 //! `decode`: upload bytes → `sniff` (the 400 check before queueing) → `decode` with the
 //! server's limits (`Limits::default()`, what `ocrbox serve` uses) → the model inputs
-//! detection, classification and recognition build from the page (`model_inputs`: the resizing
-//! and tensor packing of `src/ocr/preprocess.rs`; no model runs, inference is far too slow to
-//! fuzz).
+//! detection, classification and recognition build from the page (`ocr::model_inputs`, which
+//! calls each stage's own `input()`: exactly the tensors the engine feeds its models; no model
+//! runs, inference is far too slow to fuzz).
 //!
 //! Invariants: no panic, no OOM, no hang; a decoded image has pixels, its sides within the
 //! working size and its area within the pixel limit; `decode` never accepts what `sniff`
@@ -149,8 +149,9 @@ pub fn decode(data: &[u8]) -> Result<(u32, u32), DecodeError> {
             );
             assert!(u64::from(w) * u64::from(h) <= limits.max_pixels);
             assert_eq!(img.as_raw().len(), w as usize * h as usize * 3);
-            let shapes = decode::model_inputs(&img);
-            assert_eq!(shapes.len(), 3);
+            // The detector's input, 1 to 3 classifier windows, the strip upright and turned.
+            let shapes = ocrbox::ocr::model_inputs(&img);
+            assert!((4..=6).contains(&shapes.len()), "{shapes:?}");
             Ok((w, h))
         }
         Err(e) => {

@@ -62,13 +62,56 @@ pub fn input_size(w: u32, h: u32, limit: u32) -> (u32, u32) {
     (round32(w as f32 * ratio), round32(h as f32 * ratio))
 }
 
-/// Finds text boxes in `img`; corners are in `img`'s pixel coordinates.
-pub fn detect(model: &Model, img: &RgbImage, p: &DetParams) -> Result<Vec<Quad>, OcrError> {
+/// The exact tensor the detector is fed for an image, and where the image sits in it.
+pub(super) struct Input {
+    pub shape: [usize; 4],
+    pub data: Vec<f32>,
+    /// The resized (margined) image's size inside the bucket-padded tensor.
+    pub content: (usize, usize),
+    /// The margin added around the source image, in source pixels.
+    pub margin: u32,
+    /// The margined image's size, in source pixels.
+    pub padded: (u32, u32),
+}
+
+/// Margin, resize (longer side within `p.limit_side`, sides multiples of 32), pad up to the
+/// bucket with the border colour, normalise.
+pub(super) fn input(img: &RgbImage, p: &DetParams) -> Input {
     // Text touching the edge is missed or clipped by DB (its kernels need context on both
     // sides), so the image gets a margin of its own border colour first.
     let margin = margin(img.width(), img.height());
     let padded = pad(img, margin);
-    let quads = detect_unpadded(model, &padded, p)?;
+    let (rw, rh) = input_size(padded.width(), padded.height(), p.limit_side);
+    let resized = resize(&padded, rw, rh);
+    let (bw, bh) = (bucket(rw as usize), bucket(rh as usize));
+    let data = to_tensor(&resized, bh, bw, Norm::DET, border_color(&resized));
+    Input {
+        shape: [1, 3, bh, bw],
+        data,
+        content: (rw as usize, rh as usize),
+        margin,
+        padded: padded.dimensions(),
+    }
+}
+
+/// Finds text boxes in `img`; corners are in `img`'s pixel coordinates.
+pub fn detect(model: &Model, img: &RgbImage, p: &DetParams) -> Result<Vec<Quad>, OcrError> {
+    let Input {
+        shape,
+        data,
+        content: (w, h),
+        margin,
+        padded: (pw, ph),
+    } = input(img, p);
+    let out = model.run(shape, data)?;
+    let map = as_f32(&out, "det")?;
+    // Keep only the part of the map that covers the image, not the bucket padding.
+    let bw = shape[3];
+    let mut pred = Vec::with_capacity(w * h);
+    for y in 0..h {
+        pred.extend_from_slice(&map[y * bw..y * bw + w]);
+    }
+    let quads = boxes_from_map(&pred, w, h, pw, ph, p);
     let (max_x, max_y) = ((img.width() - 1) as f32, (img.height() - 1) as f32);
     let m = margin as f32;
     Ok(quads
@@ -93,24 +136,6 @@ fn pad(img: &RgbImage, m: u32) -> RgbImage {
         let sy = y.saturating_sub(m).min(h - 1);
         *img.get_pixel(sx, sy)
     })
-}
-
-fn detect_unpadded(model: &Model, img: &RgbImage, p: &DetParams) -> Result<Vec<Quad>, OcrError> {
-    let (src_w, src_h) = img.dimensions();
-    let (rw, rh) = input_size(src_w, src_h, p.limit_side);
-    let resized = resize(img, rw, rh);
-    let (bw, bh) = (bucket(rw as usize), bucket(rh as usize));
-    let pad = border_color(&resized);
-    let input = to_tensor(&resized, bh, bw, Norm::DET, pad);
-    let out = model.run([1, 3, bh, bw], input)?;
-    let map = as_f32(&out, "det")?;
-    // Keep only the part of the map that covers the image, not the bucket padding.
-    let (w, h) = (rw as usize, rh as usize);
-    let mut pred = Vec::with_capacity(w * h);
-    for y in 0..h {
-        pred.extend_from_slice(&map[y * bw..y * bw + w]);
-    }
-    Ok(boxes_from_map(&pred, w, h, src_w, src_h, p))
 }
 
 /// The mean colour of the image's border.

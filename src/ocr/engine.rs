@@ -1,25 +1,30 @@
-//! Wires the stages: decode → detect → crop → classify → recognise → layout.
+//! Wires the stages: decode → detect → crop → orient → recognise → filter → layout.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use image::RgbImage;
 
-use super::classify::upside_down;
+use super::classify::{self, upside_down};
 use super::crop::crop_quad;
-use super::detect::{detect, DetParams};
+use super::ctc::{Charset, Reading};
+use super::detect::{self, detect, DetParams};
 use super::geometry::Quad;
 use super::models::{Model, ModelFiles};
 use super::preprocess::rotate180;
-use super::recognize::{recognize, Charset};
-use super::{decode, layout, Limits, Line, OcrError, Page, Timings};
+use super::recognize::{self, recognize};
+use super::{decode, layout, orient, Limits, Line, OcrError, Page, Timings};
 
 /// Lines whose recognition confidence is below this are dropped (the reference's value).
 const DROP_SCORE: f32 = 0.5;
-/// A single line is turned over when the classifier is at least this sure (the reference's).
-const CLS_THRESH: f32 = 0.9;
-/// How many of a page's longest lines vote on its orientation.
-const VOTERS: usize = 8;
+/// The whole-image reading needs less: there is no other candidate to prefer.
+const WHOLE_LINE_SCORE: f32 = 0.3;
+
+/// Bytes of plans each model may keep (see `models::kept_bytes`); the least recently used
+/// shapes are rebuilt when needed again.
+const DET_PLAN_BYTES: usize = 96 << 20;
+const CLS_PLAN_BYTES: usize = 8 << 20;
+const REC_PLAN_BYTES: usize = 128 << 20;
 
 /// The OCR engine. Share one `Arc<Engine>` across worker threads: the models and their plan
 /// caches are read-only apart from the cache itself, which is behind a lock.
@@ -41,9 +46,9 @@ impl Engine {
     /// Loads models from the given files (e.g. `ModelFiles::from_dir`).
     pub fn from_files(files: &ModelFiles) -> Result<Engine, OcrError> {
         Ok(Engine {
-            det: Model::load("det", &files.det, 16)?,
-            cls: Model::load("cls", &files.cls, 1)?,
-            rec: Model::load("rec", &files.rec, 10)?,
+            det: Model::load("det", &files.det, DET_PLAN_BYTES)?,
+            cls: Model::load("cls", &files.cls, CLS_PLAN_BYTES)?,
+            rec: Model::load("rec", &files.rec, REC_PLAN_BYTES)?,
             charset: Charset::new(&files.dict),
             det_params: DetParams::default(),
             threads: 1,
@@ -76,20 +81,12 @@ impl Engine {
 
         let t = Instant::now();
         let mut crops: Vec<RgbImage> = self.par_map(&quads, |q| Ok(crop_quad(img, q)))?;
-        // The page decides for all its lines, so only its longest lines need to vote.
-        let mut voters: Vec<usize> = (0..crops.len()).collect();
-        voters.sort_by_key(|&i| std::cmp::Reverse(crops[i].width()));
-        voters.truncate(VOTERS);
-        let votes: Vec<(u32, f32)> = self.par_map(&voters, |&i| {
-            Ok((crops[i].width(), upside_down(&self.cls, &crops[i])?))
+        let widths: Vec<u32> = crops.iter().map(|c| c.width()).collect();
+        let votes: Vec<(u32, f32)> = self.par_map(&orient::voters(&widths), |&i| {
+            Ok((widths[i], upside_down(&self.cls, &crops[i])?))
         })?;
-        let lone = crops.len() == 1;
-        let flip_all = if lone {
-            votes[0].1 > CLS_THRESH
-        } else {
-            page_upside_down(&votes)
-        };
-        if flip_all {
+        let decision = orient::decide(&votes, crops.len());
+        if decision.flip_all {
             for crop in crops.iter_mut() {
                 *crop = rotate180(crop);
             }
@@ -97,59 +94,58 @@ impl Engine {
         timings.classify = t.elapsed();
 
         let t = Instant::now();
-        let mut texts = self.par_map(&crops, |c| recognize(&self.rec, &self.charset, c))?;
-        if let ([crop], [(_, p)]) = (crops.as_slice(), votes.as_slice()) {
-            // A lone line has no page to vote with: when the classifier has any doubt, read
-            // it both ways and keep the more confident reading.
-            if *p > 0.5 {
-                texts[0] = self.better_reading(crop, texts[0].clone())?;
-            }
+        let mut readings = self.par_map(&crops, |c| recognize(&self.rec, &self.charset, c))?;
+        if decision.read_both_ways {
+            let reading = std::mem::replace(&mut readings[0], Reading::empty());
+            readings[0] = self.better_reading(&crops[0], reading)?;
         }
-        let mut found: Vec<(Quad, String, f32)> = Vec::new();
-        for (q, (text, conf)) in quads.iter().zip(texts) {
-            if conf >= DROP_SCORE && !text.trim().is_empty() {
-                found.push((*q, text, conf));
-            }
-        }
+        let mut found: Vec<Line> = quads
+            .iter()
+            .zip(readings)
+            .filter(|(_, r)| r.confidence >= DROP_SCORE && !r.text.trim().is_empty())
+            .map(|(quad, r)| Line {
+                text: r.text,
+                confidence: r.confidence,
+                quad: *quad,
+            })
+            .collect();
         if found.is_empty() && small(img) {
-            if let Some(line) = self.whole_line(img)? {
-                found.push(line);
-            }
+            found.extend(self.whole_line(img)?);
         }
         timings.recognize = t.elapsed();
 
-        let mut page = assemble(found, flip_all && !lone, img);
+        let mut page = assemble(found, decision.turned_page, img);
         page.timings = timings;
         Ok(page)
     }
 
     /// Recognises the whole image as one line: detection misses single characters, short wide
     /// images whose text touches the edges, and captcha-like images with noisy backgrounds.
-    fn whole_line(&self, img: &RgbImage) -> Result<Option<(Quad, String, f32)>, OcrError> {
+    fn whole_line(&self, img: &RgbImage) -> Result<Option<Line>, OcrError> {
         let mut best = recognize(&self.rec, &self.charset, img)?;
-        if upside_down(&self.cls, img)? > 0.5 {
+        if orient::doubtful(upside_down(&self.cls, img)?) {
             best = self.better_reading(img, best)?;
         }
-        let (text, conf) = best;
+        if best.confidence < WHOLE_LINE_SCORE || best.text.trim().is_empty() {
+            return Ok(None);
+        }
         let (w, h) = (img.width() as f32, img.height() as f32);
-        let quad = [
-            [0.0, 0.0],
-            [w - 1.0, 0.0],
-            [w - 1.0, h - 1.0],
-            [0.0, h - 1.0],
-        ];
-        // Lower bar than for detected lines: there is no other candidate to prefer.
-        Ok((conf >= 0.3 && !text.trim().is_empty()).then_some((quad, text, conf)))
+        Ok(Some(Line {
+            text: best.text,
+            confidence: best.confidence,
+            quad: [
+                [0.0, 0.0],
+                [w - 1.0, 0.0],
+                [w - 1.0, h - 1.0],
+                [0.0, h - 1.0],
+            ],
+        }))
     }
 
     /// `reading` of `line`, or the reading of `line` turned over if that is more confident.
-    fn better_reading(
-        &self,
-        line: &RgbImage,
-        reading: (String, f32),
-    ) -> Result<(String, f32), OcrError> {
-        let other = recognize(&self.rec, &self.charset, &rotate180(line))?;
-        Ok(if other.1 > reading.1 { other } else { reading })
+    fn better_reading(&self, line: &RgbImage, reading: Reading) -> Result<Reading, OcrError> {
+        let turned = recognize(&self.rec, &self.charset, &rotate180(line))?;
+        Ok(orient::better(reading, turned))
     }
 
     /// Maps `f` over `items` on up to `self.threads` threads, keeping order.
@@ -196,24 +192,6 @@ impl Engine {
     }
 }
 
-/// The page-level orientation vote over `(line width, P(upside down))`: lines weighted by
-/// length, as long lines are classified more reliably than short fragments. One wrongly turned
-/// line costs little; a page read bottom-to-top with every line garbled costs everything.
-fn page_upside_down(votes: &[(u32, f32)]) -> bool {
-    votes
-        .iter()
-        .map(|&(w, p)| w as f32 * (p - 0.5))
-        .sum::<f32>()
-        > 0.0
-}
-
-/// A quad of an upside-down page, expressed in the page's own (turned) frame.
-fn turn(q: &Quad, img: &RgbImage) -> Quad {
-    let (w, h) = ((img.width() - 1) as f32, (img.height() - 1) as f32);
-    // Turning 180° maps corners br, bl, tl, tr onto tl, tr, br, bl.
-    [q[2], q[3], q[0], q[1]].map(|[x, y]| [w - x, h - y])
-}
-
 /// Small enough to be a single word, line or captcha. Tried on rendered and receipt lines
 /// and captchas: requiring a wide aspect as well lost single characters, and preferring the
 /// whole-image reading over detected boxes whenever its confidence is higher did not pay.
@@ -223,28 +201,64 @@ fn small(img: &RgbImage) -> bool {
 
 /// Orders the lines and builds the page text. Quads stay in source pixels; on a turned page the
 /// order is worked out in the turned frame, so the page reads top to bottom as a person would.
-fn assemble(found: Vec<(Quad, String, f32)>, turned: bool, img: &RgbImage) -> Page {
+fn assemble(found: Vec<Line>, turned: bool, img: &RgbImage) -> Page {
+    let (w, h) = img.dimensions();
     let frame: Vec<Quad> = found
         .iter()
-        .map(|(q, _, _)| if turned { turn(q, img) } else { *q })
+        .map(|l| {
+            if turned {
+                orient::turn(&l.quad, w, h)
+            } else {
+                l.quad
+            }
+        })
         .collect();
     let mut lines = Vec::with_capacity(found.len());
     let mut text_lines = Vec::new();
     for group in layout::lines(&frame) {
-        let parts: Vec<&str> = group.iter().map(|&i| found[i].1.trim()).collect();
+        let parts: Vec<&str> = group.iter().map(|&i| found[i].text.trim()).collect();
         text_lines.push(parts.join(" "));
-        for i in group {
-            let (quad, text, confidence) = found[i].clone();
-            lines.push(Line {
-                text,
-                confidence,
-                quad,
-            });
-        }
+        lines.extend(group.iter().map(|&i| found[i].clone()));
     }
     Page {
         text: text_lines.join("\n"),
         lines,
         timings: Timings::default(),
     }
+}
+
+/// The tensors the pipeline feeds its models for a decoded page, built by the stages' own
+/// `input()` functions without running any model: the detector's, the classifier's windows and
+/// the recogniser's strips of the whole image upright and turned (what the engine reads when
+/// detection finds nothing). Checks every tensor's length and values and returns its
+/// `[n, c, h, w]`. Exists for the `decode` fuzz target (`fuzz/`), which feeds it every image
+/// the decoder accepts, so fuzzing checks exactly the input path that runs.
+#[doc(hidden)]
+pub fn model_inputs(img: &RgbImage) -> Vec<[usize; 4]> {
+    let mut shapes = Vec::new();
+    let mut check = |shape: [usize; 4], data: &[f32]| {
+        assert_eq!(data.len(), shape.iter().product::<usize>(), "tensor length");
+        assert!(
+            data.iter().all(|v| v.is_finite()),
+            "non-finite tensor value"
+        );
+        shapes.push(shape);
+    };
+    let params = DetParams::default();
+    let det = detect::input(img, &params);
+    let [_, _, bh, bw] = det.shape;
+    let limit = params.limit_side as usize;
+    assert!(
+        bw % 32 == 0 && bh % 32 == 0 && bw.max(bh) <= limit.div_ceil(32) * 32 + 32,
+        "det size {bw}x{bh} over {limit}"
+    );
+    check(det.shape, &det.data);
+    for data in classify::inputs(img) {
+        check(classify::SHAPE, &data);
+    }
+    for line in [img.clone(), rotate180(img)] {
+        let rec = recognize::input(&line);
+        check(rec.shape, &rec.data);
+    }
+    shapes
 }

@@ -5,6 +5,7 @@
 
 mod classify;
 mod crop;
+mod ctc;
 pub mod decode;
 mod detect;
 mod engine;
@@ -12,6 +13,7 @@ mod geometry;
 mod layout;
 /// Model loading and per-shape plans (public for benches/shapes.rs).
 pub mod models;
+mod orient;
 mod preprocess;
 mod recognize;
 mod spacing;
@@ -62,5 +64,5 @@ pub struct Page {
     pub timings: Timings,
 }
 
-pub use engine::Engine;
+pub use engine::{model_inputs, Engine};
 pub use models::ModelFiles;

@@ -1,9 +1,9 @@
 //! Model loading and the per-shape plan cache.
 //!
-//! tract cannot analyse these exports with symbolic height/width, so every distinct input shape
-//! needs its own optimised plan (~100 ms to build). Callers pad inputs to a few bucket shapes;
-//! plans are built lazily on first use, kept in a small LRU, and shared by all threads
-//! (`SimplePlan::run` takes `&self`).
+//! tract cannot analyse these exports with symbolic height/width (detection fails, recognition
+//! runs ~4× slower), so every distinct input shape needs its own optimised plan (~100 ms to
+//! build). Callers pad inputs to a few bucket shapes; plans are built lazily on first use, kept
+//! in an LRU bounded by bytes, and shared by all threads (`SimplePlan::run` takes `&self`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -60,16 +60,71 @@ pub struct Model {
     cache: Mutex<Lru>,
 }
 
+/// The plans of one model, least recently used first out, bounded by the bytes they keep.
 struct Lru {
-    plans: HashMap<[usize; 4], (Plan, u64)>,
+    plans: HashMap<[usize; 4], Cached>,
     tick: u64,
-    cap: usize,
+    /// Sum of the cached plans' [`kept_bytes`].
+    bytes: usize,
+    budget: usize,
+}
+
+struct Cached {
+    plan: Plan,
+    bytes: usize,
+    used: u64,
+}
+
+impl Lru {
+    /// Makes room for `bytes` more, oldest first; the newest plan is always kept, even alone
+    /// over budget (a shape that is in use must run).
+    fn insert(&mut self, shape: [usize; 4], plan: Plan, bytes: usize) {
+        self.tick += 1;
+        if let Some(old) = self.plans.remove(&shape) {
+            self.bytes -= old.bytes;
+        }
+        while self.bytes + bytes > self.budget {
+            let Some(oldest) = self
+                .plans
+                .iter()
+                .min_by_key(|(_, c)| c.used)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            if let Some(gone) = self.plans.remove(&oldest) {
+                self.bytes -= gone.bytes;
+            }
+        }
+        self.bytes += bytes;
+        let used = self.tick;
+        self.plans.insert(shape, Cached { plan, bytes, used });
+    }
+}
+
+/// What a plan keeps in memory between runs: its constants (weights, packed for the kernels,
+/// and any shape-specific tables), as tract accounts them. Activations live only during a run.
+pub fn kept_bytes(plan: &TypedRunnableModel) -> usize {
+    plan.model()
+        .nodes()
+        .iter()
+        .filter(|n| n.op_is::<tract_onnx::tract_core::ops::konst::Const>())
+        .flat_map(|n| n.outputs.iter())
+        .filter_map(|o| o.fact.mem_size().as_i64())
+        .map(|b| b.max(0) as usize)
+        .sum()
 }
 
 impl Model {
-    /// Parses the model once; plans are built on demand. At most `cap` plans are kept.
-    pub fn load(name: &'static str, bytes: &[u8], cap: usize) -> Result<Model, OcrError> {
+    /// Parses the model once; plans are built on demand and kept while their bytes fit in
+    /// `budget` (the least recently used go first).
+    ///
+    /// Value infos are ignored: the PP-OCRv6 exports declare symbolic output dims that tract
+    /// 0.23.9 cannot unify with the concrete shapes it infers ("Impossible to unify Sym(..)
+    /// with Val(1)"); the input fact set per plan is all it needs.
+    pub fn load(name: &'static str, bytes: &[u8], budget: usize) -> Result<Model, OcrError> {
         let graph = tract_onnx::onnx()
+            .with_ignore_value_info(true)
             .model_for_read(&mut Cursor::new(bytes))
             .map_err(|e| OcrError::Model(format!("{name}: {e}")))?;
         Ok(Model {
@@ -78,7 +133,8 @@ impl Model {
             cache: Mutex::new(Lru {
                 plans: HashMap::new(),
                 tick: 0,
-                cap: cap.max(1),
+                bytes: 0,
+                budget,
             }),
         })
     }
@@ -88,9 +144,9 @@ impl Model {
             let mut lru = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             lru.tick += 1;
             let tick = lru.tick;
-            if let Some((plan, used)) = lru.plans.get_mut(&shape) {
-                *used = tick;
-                return Ok(plan.clone());
+            if let Some(cached) = lru.plans.get_mut(&shape) {
+                cached.used = tick;
+                return Ok(cached.plan.clone());
             }
         }
         // Built outside the lock: other shapes stay usable meanwhile. Two threads may race to
@@ -102,20 +158,11 @@ impl Model {
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(|e| OcrError::Model(format!("{} {shape:?}: {e}", self.name)))?;
-        let mut lru = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        lru.tick += 1;
-        let tick = lru.tick;
-        if lru.plans.len() >= lru.cap && !lru.plans.contains_key(&shape) {
-            if let Some(oldest) = lru
-                .plans
-                .iter()
-                .min_by_key(|(_, (_, t))| *t)
-                .map(|(k, _)| *k)
-            {
-                lru.plans.remove(&oldest);
-            }
-        }
-        lru.plans.insert(shape, (plan.clone(), tick));
+        let bytes = kept_bytes(&plan);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(shape, plan.clone(), bytes);
         Ok(plan)
     }
 
@@ -133,6 +180,11 @@ impl Model {
     /// Number of plans currently cached.
     pub fn cached_plans(&self) -> usize {
         self.cache.lock().map(|l| l.plans.len()).unwrap_or(0)
+    }
+
+    /// Bytes the cached plans keep ([`kept_bytes`] summed).
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.lock().map(|l| l.bytes).unwrap_or(0)
     }
 }
 

@@ -63,50 +63,28 @@ pub fn rotate180(img: &RgbImage) -> RgbImage {
     imageops::rotate180(img)
 }
 
-/// The model inputs the pipeline builds from a decoded page, without running any model: the
-/// detector's (resized to [`super::detect::input_size`], padded to a multiple of 32) and the
-/// recogniser's and classifier's height-48 strips of the whole image (what the engine reads
-/// when detection finds nothing), plus the 180° turn. Returns the `[n, c, h, w]` of each tensor
-/// after checking its length and values. Exists for the `decode` fuzz target (`fuzz/`), which
-/// feeds it every image the decoder accepts; strip sizes come from the recogniser's and
-/// classifier's own constants.
-#[doc(hidden)]
-pub fn model_inputs(img: &RgbImage) -> Vec<[usize; 4]> {
-    use super::{classify, recognize};
-    let (w, h) = img.dimensions();
-    let mut shapes = Vec::new();
-    let mut check = |t: Vec<f32>, bh: usize, bw: usize| {
-        assert_eq!(t.len(), 3 * bh * bw, "tensor length");
-        assert!(t.iter().all(|v| v.is_finite()), "non-finite tensor value");
-        shapes.push([1, 3, bh, bw]);
-    };
+/// The width of a height-`height` strip of a `w`×`h` line at its own aspect ratio, within
+/// 1..=`max` (wider lines are squeezed).
+pub fn strip_width(w: u32, h: u32, height: usize, max: usize) -> usize {
+    ((height as f32 * w as f32 / h.max(1) as f32).ceil() as usize).clamp(1, max)
+}
 
-    let limit = super::detect::DetParams::default().limit_side;
-    let (rw, rh) = super::detect::input_size(w, h, limit);
-    assert!(
-        rw >= 32 && rh >= 32 && rw % 32 == 0 && rh % 32 == 0,
-        "det size {rw}x{rh}"
-    );
-    assert!(
-        rw.max(rh) <= limit.div_ceil(32) * 32 + 32,
-        "det size {rw}x{rh} over {limit}"
-    );
-    let resized = resize(img, rw, rh);
-    assert_eq!(resized.dimensions(), (rw, rh));
-    let (bw, bh) = (rw as usize, rh as usize);
-    check(to_tensor(&resized, bh, bw, Norm::DET, [0.0; 3]), bh, bw);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    let widest = recognize::BUCKETS[recognize::BUCKETS.len() - 1];
-    for (sh, max_w) in [(recognize::H, widest), (classify::H, classify::W)] {
-        let want = (sh as f32 * w as f32 / h.max(1) as f32).ceil() as usize;
-        let sw = want.clamp(1, max_w);
-        let strip = resize(&rotate180(img), sw as u32, sh as u32);
-        assert_eq!(strip.dimensions(), (sw as u32, sh as u32));
-        check(
-            to_tensor(&strip, sh, max_w, Norm::SYMMETRIC, [0.0; 3]),
-            sh,
-            max_w,
-        );
+    #[test]
+    fn strips_keep_the_aspect_within_bounds() {
+        assert_eq!(strip_width(200, 50, 48, 3200), 192);
+        assert_eq!(strip_width(100_000, 10, 48, 3200), 3200);
+        assert_eq!(strip_width(0, 0, 48, 3200), 1);
     }
-    shapes
+
+    #[test]
+    fn tensors_are_bgr_planes_with_padding() {
+        let img = RgbImage::from_pixel(2, 1, Rgb([255, 0, 0]));
+        let t = to_tensor(&img, 1, 3, Norm::SYMMETRIC, [9.0; 3]);
+        // B plane, G plane, R plane; the third column is padding.
+        assert_eq!(t, vec![-1.0, -1.0, 9.0, -1.0, -1.0, 9.0, 1.0, 1.0, 9.0]);
+    }
 }

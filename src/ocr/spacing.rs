@@ -7,7 +7,7 @@
 
 use image::RgbImage;
 
-use super::recognize::Glyph;
+use super::ctc::Glyph;
 
 /// Columns of `strip` that hold no ink: Otsu's threshold on the grey levels, the minority
 /// class taken as ink (light text on a dark ground works too).

@@ -1,0 +1,148 @@
+//! Orientation policy: which way up a page (or a lone line) is read. Pure decisions on the
+//! classifier's votes, so they are tested without a model.
+
+use super::ctc::Reading;
+use super::geometry::Quad;
+
+/// A single line is turned over when the classifier is at least this sure (the reference's).
+const CLS_THRESH: f32 = 0.9;
+/// How many of a page's longest lines vote on its orientation: the page decides for all its
+/// lines, and long lines are classified more reliably than short fragments.
+const VOTERS: usize = 8;
+/// A lone line the classifier has any doubt about is read both ways.
+const DOUBT: f32 = 0.5;
+
+/// The indices of the lines that vote: the [`VOTERS`] widest.
+pub fn voters(widths: &[u32]) -> Vec<usize> {
+    let mut voters: Vec<usize> = (0..widths.len()).collect();
+    voters.sort_by_key(|&i| std::cmp::Reverse(widths[i]));
+    voters.truncate(VOTERS);
+    voters
+}
+
+/// What to do with an image's lines, from the votes `(line width, P(upside down))`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Turn every line over before reading it.
+    pub flip_all: bool,
+    /// The image is a page with more than one line, and it is upside down: its reading order
+    /// is worked out in the turned frame.
+    pub turned_page: bool,
+    /// The image has one line and the classifier had doubts: read it both ways and keep the
+    /// more confident reading ([`better`]).
+    pub read_both_ways: bool,
+}
+
+/// Decides from the voters' `(width, P(upside down))` on an image of `lines` lines.
+pub fn decide(votes: &[(u32, f32)], lines: usize) -> Decision {
+    match votes {
+        [(_, p)] if lines == 1 => Decision {
+            flip_all: *p > CLS_THRESH,
+            turned_page: false,
+            read_both_ways: *p > DOUBT,
+        },
+        _ => {
+            let flip = page_upside_down(votes);
+            Decision {
+                flip_all: flip,
+                turned_page: flip,
+                read_both_ways: false,
+            }
+        }
+    }
+}
+
+/// Whether a lone line of this `P(upside down)` should also be read turned over.
+pub fn doubtful(p: f32) -> bool {
+    p > DOUBT
+}
+
+/// The page-level vote: lines weighted by length. One wrongly turned line costs little; a page
+/// read bottom-to-top with every line garbled costs everything.
+fn page_upside_down(votes: &[(u32, f32)]) -> bool {
+    votes
+        .iter()
+        .map(|&(w, p)| w as f32 * (p - 0.5))
+        .sum::<f32>()
+        > 0.0
+}
+
+/// Of a line's reading and its reading turned over, the more confident (ties keep `upright`).
+pub fn better(upright: Reading, turned: Reading) -> Reading {
+    if turned.confidence > upright.confidence {
+        turned
+    } else {
+        upright
+    }
+}
+
+/// A quad of an upside-down `w`×`h` page, expressed in the page's own (turned) frame.
+pub fn turn(q: &Quad, w: u32, h: u32) -> Quad {
+    let (w, h) = ((w - 1) as f32, (h - 1) as f32);
+    // Turning 180° maps corners br, bl, tl, tr onto tl, tr, br, bl.
+    [q[2], q[3], q[0], q[1]].map(|[x, y]| [w - x, h - y])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(text: &str, confidence: f32) -> Reading {
+        Reading {
+            text: text.into(),
+            confidence,
+        }
+    }
+
+    #[test]
+    fn the_widest_lines_vote() {
+        let widths: Vec<u32> = (1..=12).collect();
+        let v = voters(&widths);
+        assert_eq!(v.len(), VOTERS);
+        assert!(v.iter().all(|&i| widths[i] > 4));
+    }
+
+    #[test]
+    fn long_lines_outweigh_short_fragments() {
+        // One long upright line against three short lines the classifier thinks are turned.
+        let votes = [(900, 0.1), (80, 0.95), (60, 0.9), (70, 0.99)];
+        assert!(!decide(&votes, 4).flip_all);
+        let votes = [(900, 0.8), (80, 0.3), (60, 0.2)];
+        let d = decide(&votes, 3);
+        assert!(d.flip_all && d.turned_page && !d.read_both_ways);
+    }
+
+    #[test]
+    fn a_lone_line_turns_only_when_sure_and_is_read_twice_when_in_doubt() {
+        let sure = decide(&[(300, 0.95)], 1);
+        assert!(sure.flip_all && sure.read_both_ways && !sure.turned_page);
+        let doubt = decide(&[(300, 0.7)], 1);
+        assert!(!doubt.flip_all && doubt.read_both_ways);
+        let upright = decide(&[(300, 0.2)], 1);
+        assert_eq!(
+            upright,
+            Decision {
+                flip_all: false,
+                turned_page: false,
+                read_both_ways: false
+            }
+        );
+        assert!(!decide(&[], 0).flip_all);
+        assert!(doubtful(0.6) && !doubtful(0.5));
+    }
+
+    #[test]
+    fn the_more_confident_reading_wins() {
+        assert_eq!(better(reading("ab", 0.8), reading("qe", 0.6)).text, "ab");
+        assert_eq!(better(reading("ab", 0.5), reading("qe", 0.9)).text, "qe");
+        assert_eq!(better(reading("ab", 0.5), reading("qe", 0.5)).text, "ab");
+    }
+
+    #[test]
+    fn turning_maps_corners_into_the_turned_frame() {
+        let q = [[10.0, 20.0], [50.0, 20.0], [50.0, 30.0], [10.0, 30.0]];
+        let t = turn(&q, 101, 41);
+        assert_eq!(t, [[50.0, 10.0], [90.0, 10.0], [90.0, 20.0], [50.0, 20.0]]);
+        assert_eq!(turn(&t, 101, 41), q);
+    }
+}
