@@ -166,3 +166,10 @@ pub fn call(socket: &Path, req: &Request) -> std::io::Result<Option<Reply>> {
         .map(Some)
         .map_err(|e| std::io::Error::other(format!("bad reply from server: {e}")))
 }
+
+/// `<db>.sock`: where a running server listens for `ocrbox keys` commands.
+pub fn socket_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(".sock");
+    std::path::PathBuf::from(s)
+}

@@ -3,8 +3,8 @@
 //! Data flow: [`http`] (requests) → [`ledger`] (keys & credits) → [`workers`] (bounded queue,
 //! inference threads running [`ocr::Engine`]) → [`tasks`] (results until expiry) → poll.
 
+pub mod accuracy;
 pub mod admin;
-pub mod config;
 pub mod http;
 pub mod ledger;
 pub mod ocr;

@@ -8,6 +8,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use ocrbox::accuracy::{cer, fold, Score};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -61,34 +62,6 @@ fn ocr_json(names: &[&str]) -> HashMap<String, Value> {
         .collect()
 }
 
-fn fold(s: &str) -> Vec<char> {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .collect()
-}
-
-fn distance(a: &[char], b: &[char]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, x) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(x != y))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// Character error rate of `got` against `want`, whitespace folded.
-fn cer(want: &str, got: &str) -> f64 {
-    let (w, g) = (fold(want), fold(got));
-    distance(&w, &g) as f64 / w.len().max(1) as f64
-}
-
 fn text(v: &Value) -> &str {
     v["text"].as_str().unwrap()
 }
@@ -103,11 +76,10 @@ fn printed_lines_are_read_nearly_exactly() {
         "line_055.jpg",
     ];
     let got = ocr_json(&names);
-    let (mut errors, mut chars) = (0, 0);
+    let mut score = Score::default();
     for name in names {
         let (want, got) = (&labels[name], text(&got[name]));
-        errors += distance(&fold(want), &fold(got));
-        chars += fold(want).len();
+        score.add(&fold(want, false), &fold(got, false));
         // 026 has its first character at the image edge, 046 is long and tilted; 055 is a
         // tight serif line whose word spaces the recogniser drops (restored from the ink).
         let limit = if name == "line_055.jpg" { 0.08 } else { 0.03 };
@@ -116,7 +88,7 @@ fn printed_lines_are_read_nearly_exactly() {
             "{name}: want {want:?}, got {got:?}"
         );
     }
-    let rate = errors as f64 / chars as f64;
+    let rate = score.cer_percent() / 100.0;
     assert!(rate <= 0.03, "lines CER {rate:.3}");
     let serif = text(&got["line_055.jpg"]);
     assert!(
@@ -219,13 +191,12 @@ fn captchas_are_read_whole() {
         "digits_004420.png",
     ];
     let got = ocr_json(&names);
-    let (mut errors, mut chars) = (0, 0);
+    let mut score = Score::default();
     for name in names {
         let (want, got) = (&labels[name], text(&got[name]));
-        errors += distance(&fold(want), &fold(got));
-        chars += want.len();
+        score.add(&fold(want, false), &fold(got, false));
     }
-    let rate = errors as f64 / chars as f64;
+    let rate = score.cer_percent() / 100.0;
     assert!(rate <= 0.2, "captcha CER {rate:.3}");
 }
 

@@ -2,8 +2,7 @@
 //! `tests/fixtures/fuzz/<target>/`, through the same checks the fuzzer ran
 //! (`fuzz/harness.rs`): each must now give a clean error or a valid result, quickly.
 
-#[path = "../fuzz/harness.rs"]
-mod harness;
+use crate::harness;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

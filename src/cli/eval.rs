@@ -1,9 +1,12 @@
-//! `ocrbox eval LABELS.tsv`: accuracy on a labelled set.
+//! `ocrbox eval LABELS.tsv`: accuracy on a labelled set, scored by [`ocrbox::accuracy`].
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::ocr::{read_file, EngineArgs};
+use ocrbox::accuracy::{fold, Score};
+
+use super::{read_file, EngineArgs};
 
 /// Arguments of `ocrbox eval`.
 #[derive(clap::Args)]
@@ -13,6 +16,11 @@ pub struct Args {
     /// Compare case-insensitively (for sets labelled in upper case).
     #[arg(long)]
     pub ignore_case: bool,
+    /// Score another engine's output instead of running ours: JSON Lines of
+    /// `{"file": IMAGE PATH, "text": ...}` (what `ocrbox ocr --json` and `scripts/*_ocr.py`
+    /// write); images are matched by their canonical path.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub predictions: Option<PathBuf>,
     /// How many of the worst samples to list.
     #[arg(long, default_value_t = 5)]
     pub worst: usize,
@@ -39,30 +47,53 @@ fn unescape(s: &str) -> String {
     out
 }
 
-/// Folds every whitespace run to one space and trims, as the data sets' README asks.
-pub fn fold(s: &str, ignore_case: bool) -> String {
-    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if ignore_case {
-        s.to_uppercase()
-    } else {
-        s
+/// Where the texts to score come from: our engine, or another engine's saved output.
+enum Reader {
+    Engine(Box<ocrbox::ocr::Engine>),
+    /// Image path (canonical) → text, from `--predictions`.
+    Saved(HashMap<PathBuf, String>),
+}
+
+impl Reader {
+    fn read(&self, base: &Path, path: &str) -> Result<String, String> {
+        match self {
+            Reader::Engine(engine) => read_file(engine, &base.join(path)).map(|p| p.text),
+            // An image missing from the predictions counts as read empty.
+            Reader::Saved(texts) => Ok(canonical(&base.join(path))
+                .and_then(|p| texts.get(&p).cloned())
+                .unwrap_or_default()),
+        }
     }
 }
 
-/// Levenshtein distance between two sequences.
-pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, x) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(x != y))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
+fn canonical(path: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(path).ok()
+}
+
+/// Reads JSON Lines of `{"file": ..., "text": ...}`, keyed by the image's canonical path
+/// (`file` as written, relative to the current directory).
+fn predictions(path: &Path) -> Result<HashMap<PathBuf, String>, String> {
+    let body = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = HashMap::new();
+    for (n, line) in body
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        let (Some(file), Some(text)) = (v["file"].as_str(), v["text"].as_str()) else {
+            return Err(format!(
+                "{}:{}: needs \"file\" and \"text\"",
+                path.display(),
+                n + 1
+            ));
+        };
+        let image = canonical(Path::new(file))
+            .ok_or_else(|| format!("{}:{}: no such image {file:?}", path.display(), n + 1))?;
+        out.insert(image, text.to_string());
     }
-    prev[b.len()]
+    Ok(out)
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -73,15 +104,23 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let engine = match args.engine.engine() {
-        Ok(e) => e,
+    let reader = match &args.predictions {
+        Some(p) => predictions(p).map(Reader::Saved),
+        None => args
+            .engine
+            .engine()
+            .map(|e| Reader::Engine(Box::new(e)))
+            .map_err(|e| e.to_string()),
+    };
+    let reader = match reader {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("ocrbox: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let base = args.labels.parent().unwrap_or(std::path::Path::new("."));
-    let (mut char_err, mut chars, mut word_err, mut words, mut exact, mut n) = (0, 0, 0, 0, 0, 0);
+    let base = args.labels.parent().unwrap_or(Path::new("."));
+    let mut score = Score::default();
     let mut samples = Vec::new();
     for line in tsv.lines().filter(|l| !l.trim().is_empty()) {
         let Some((path, truth)) = line.split_once('\t') else {
@@ -89,35 +128,20 @@ pub fn run(args: Args) -> ExitCode {
             continue;
         };
         let truth = fold(&unescape(truth), args.ignore_case);
-        let got = match read_file(&engine, &base.join(path)) {
-            Ok(page) => fold(&page.text, args.ignore_case),
+        let got = match reader.read(base, path) {
+            Ok(text) => fold(&text, args.ignore_case),
             Err(e) => {
                 eprintln!("ocrbox: {path}: {e}");
                 String::new()
             }
         };
-        let (t, g): (Vec<char>, Vec<char>) = (truth.chars().collect(), got.chars().collect());
-        let d = edit_distance(&t, &g);
-        let (tw, gw): (Vec<&str>, Vec<&str>) =
-            (truth.split(' ').collect(), got.split(' ').collect());
-        char_err += d;
-        chars += t.len();
-        word_err += edit_distance(&tw, &gw).min(tw.len());
-        words += tw.len();
-        exact += usize::from(truth == got);
-        n += 1;
-        samples.push((
-            d as f64 / t.len().max(1) as f64,
-            path.to_string(),
-            truth,
-            got,
-        ));
+        let cer = score.add(&truth, &got);
+        samples.push((cer, path.to_string(), truth, got));
     }
-    let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
-    println!("{}: {n} samples", args.labels.display());
-    println!("CER            {:6.2} %", pct(char_err, chars));
-    println!("word accuracy  {:6.2} %", 100.0 - pct(word_err, words));
-    println!("exact match    {:6.2} %", pct(exact, n));
+    println!("{}: {} samples", args.labels.display(), score.samples);
+    println!("CER            {:6.2} %", score.cer_percent());
+    println!("word accuracy  {:6.2} %", score.word_accuracy_percent());
+    println!("exact match    {:6.2} %", score.exact_percent());
     samples.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (cer, path, truth, got) in samples.iter().take(args.worst).filter(|s| s.0 > 0.0) {
         println!(
@@ -133,17 +157,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn edit_distance_counts_insertions_deletions_substitutions() {
-        let c = |s: &str| s.chars().collect::<Vec<_>>();
-        assert_eq!(edit_distance(&c("kitten"), &c("sitting")), 3);
-        assert_eq!(edit_distance(&c(""), &c("abc")), 3);
-        assert_eq!(edit_distance(&c("abc"), &c("abc")), 0);
-    }
-
-    #[test]
-    fn labels_unescape_and_fold() {
+    fn labels_unescape() {
         assert_eq!(unescape(r"a\nb\\c\td"), "a\nb\\c\td");
-        assert_eq!(fold(" a \n\n b\tc ", false), "a b c");
-        assert_eq!(fold("Total", true), "TOTAL");
     }
 }

@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(
         long,
         env = "OCRBOX_DB",
-        default_value = "./ocrbox.redb",
+        default_value = super::DEFAULT_DB,
         global = true
     )]
     pub db: PathBuf,
@@ -83,7 +83,7 @@ pub fn run(args: Args) -> ExitCode {
 
 /// Through the running server if there is one, else on the file.
 fn send(db: &std::path::Path, request: Request) -> Result<Reply, String> {
-    let socket = ocrbox::config::socket_path(db);
+    let socket = ocrbox::admin::socket_path(db);
     match admin::call(&socket, &request) {
         Ok(Some(reply)) => return Ok(reply),
         Ok(None) => {}

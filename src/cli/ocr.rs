@@ -1,11 +1,11 @@
 //! `ocrbox ocr FILE...`: read images from disk and print their text.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use ocrbox::ocr::{Engine, Limits, ModelFiles, OcrError, Page};
+use super::{read_file, EngineArgs};
 use serde_json::json;
 
 /// Arguments of `ocrbox ocr`.
@@ -19,40 +19,6 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
-}
-
-/// Engine options shared by the commands that run OCR locally.
-#[derive(clap::Args)]
-pub struct EngineArgs {
-    /// Load det.onnx, cls.onnx, rec.onnx and ppocrv5_dict.txt from DIR instead of the
-    /// embedded copies.
-    #[arg(long, value_name = "DIR", env = "OCRBOX_MODELS")]
-    pub models: Option<PathBuf>,
-    /// Threads for one image's lines (default: all cores).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-}
-
-impl EngineArgs {
-    /// Builds the engine these options describe.
-    pub fn engine(&self) -> Result<Engine, OcrError> {
-        let files = match &self.models {
-            Some(dir) => ModelFiles::from_dir(dir)?,
-            None => ModelFiles::embedded(),
-        };
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        Ok(Engine::from_files(&files)?.with_threads(threads))
-    }
-}
-
-/// Reads one file; errors carry the message the user sees.
-pub fn read_file(engine: &Engine, path: &Path) -> Result<Page, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    engine
-        .recognize_bytes(&bytes, &Limits::default())
-        .map_err(|e| e.to_string())
 }
 
 pub fn run(args: Args) -> ExitCode {

@@ -2,18 +2,71 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ocrbox::config::ServeConfig;
 use ocrbox::ledger::Ledger;
 use ocrbox::tasks::TaskStore;
 use ocrbox::workers::Pool;
 use ocrbox::{admin, http, ocr};
 
-/// Arguments of `ocrbox serve`.
-pub type Args = ServeConfig;
+use super::DEFAULT_DB;
+
+/// Time a client has to send a request's headers (slowloris guard; needs hyper's timer).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for open requests to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Arguments of `ocrbox serve`, each also settable by an `OCRBOX_*` variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Address to listen on. Port 0 picks a free port (printed at start).
+    #[arg(long, env = "OCRBOX_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Database of keys, credits and usage (created if missing). The admin socket is
+    /// `<db>.sock` next to it.
+    #[arg(long, env = "OCRBOX_DB", default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// Inference threads [default: number of CPU cores].
+    #[arg(long, env = "OCRBOX_WORKERS")]
+    pub workers: Option<usize>,
+    /// Uploads that may wait for a worker; beyond this, submit answers 503.
+    #[arg(long, env = "OCRBOX_QUEUE", default_value_t = 64)]
+    pub queue: usize,
+    /// How long a task and its result stay pollable after submission (e.g. 30s, 2m).
+    #[arg(long, env = "OCRBOX_TASK_TTL", default_value = "30s", value_parser = super::parse_duration)]
+    pub task_ttl: Duration,
+    /// Largest accepted image upload (e.g. 20MiB, 500KB, 1048576).
+    #[arg(long, env = "OCRBOX_MAX_UPLOAD", default_value = "20MiB", value_parser = super::parse_size)]
+    pub max_upload: u64,
+    /// Most simultaneous client connections; further ones wait to be accepted.
+    #[arg(long, env = "OCRBOX_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Time a client has to send a whole request (headers and upload).
+    #[arg(long, env = "OCRBOX_REQUEST_TIMEOUT", default_value = "60s", value_parser = super::parse_duration)]
+    pub request_timeout: Duration,
+    /// Solves given to the key created on first start with an empty database.
+    #[arg(long, env = "OCRBOX_FIRST_KEY_SOLVES", default_value_t = 100)]
+    pub first_key_solves: u64,
+}
+
+impl Args {
+    /// Worker count, resolving the default.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+    }
+
+    /// Path of the admin socket for this database.
+    pub fn socket_path(&self) -> PathBuf {
+        admin::socket_path(&self.db)
+    }
+}
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(cfg: Args) -> ExitCode {
@@ -39,7 +92,7 @@ fn init_logging() {
         .try_init();
 }
 
-fn serve(cfg: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Open the database first: it fails fast when another server already holds it.
     let ledger = Arc::new(Ledger::open(&cfg.db)?);
     let engine = Arc::new(ocr::Engine::new()?);
@@ -91,9 +144,9 @@ fn serve(cfg: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         ));
         let limits = http::Limits {
             max_connections: cfg.max_connections.max(1),
-            header_timeout: Duration::from_secs(10),
+            header_timeout: HEADER_TIMEOUT,
             request_timeout: cfg.request_timeout,
-            shutdown_grace: Duration::from_secs(10),
+            shutdown_grace: SHUTDOWN_GRACE,
         };
         http::serve(listener, state, limits, shutdown).await;
         Ok::<(), Box<dyn std::error::Error>>(())

@@ -1,6 +1,5 @@
 //! Helpers for the HTTP tests: a temporary directory, the real `ocrbox` binary serving on a free
 //! port, and a blocking client.
-#![allow(dead_code)] // each test file uses a different subset
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

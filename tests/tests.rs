@@ -1,0 +1,25 @@
+//! The one integration-test binary (ripgrep's way): every `tests/*.rs` target would be a binary
+//! of its own, each paying its own link under `cargo test --release`. Each area is a module.
+//!
+//! They drive the real `ocrbox` binary over real HTTP (or its real CLI) on real images.
+
+/// Shared helpers: a temporary directory, the real server on a free loopback port, a client.
+mod common;
+
+/// Key administration through the admin socket (never over TCP).
+mod admin;
+/// The spec API step by step: balance, solve, poll, errors.
+mod api;
+/// Credits: reserved at submit, charged once on success, never overspent.
+mod credits;
+/// Hostile clients: malformed and oversized uploads, slow clients, secrets in logs.
+mod hostile;
+
+/// The OCR engine through `ocrbox ocr` and `ocrbox eval` on real fixtures.
+mod engine;
+
+/// Replays of the inputs the fuzzers once broke, through `harness`.
+mod fuzz_regressions;
+/// The fuzz targets' checks, shared with `fuzz/`.
+#[path = "../fuzz/harness.rs"]
+mod harness;
