@@ -5,14 +5,16 @@
 # default (one thread per core), on a fixed image set: 4 rendered-dev pages, 2 SROIE pages,
 # 10 rendered-dev lines. Warm = median of runs 2..REPEAT for ocrbox (run 1 is cold: tract builds
 # plans lazily; reported separately), median of REPEAT runs after one warm-up image for the reference.
-# Env: EVAL (/work/shared/eval), OCRBOX (./target/release/ocrbox), REFVENV (/opt/refvenv), OUT (/tmp/bench)
+# Env: EVAL (../shared/eval, the shared/ folder beside the repository), OCRBOX (./target/release/ocrbox),
+#      REFVENV (.venv in the repository, made by scripts/parity.sh), OUT (/tmp/bench)
 # Run it on an otherwise idle machine: 2 cores here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+here=$(pwd)
 REPEAT=${1:-5}
-EVAL=${EVAL:-/work/shared/eval}
+EVAL=${EVAL:-$here/../shared/eval}
 OCRBOX=${OCRBOX:-./target/release/ocrbox}
-REFVENV=${REFVENV:-/opt/refvenv}
+REFVENV=${REFVENV:-$here/.venv}
 OUT=${OUT:-/tmp/bench}
 mkdir -p "$OUT"
 

@@ -1,33 +1,55 @@
 #!/usr/bin/env bash
 # Build static release binaries of ocrbox for the musl targets.
 #
-#   scripts/build-release.sh [--profile NAME] [--out DIR] [TARGET...]
+#   scripts/build-release.sh [--profile NAME] [--out DIR] [--cross] [--dry-run] [TARGET...]
 #
 # TARGET defaults to: x86_64-unknown-linux-musl aarch64-unknown-linux-musl
-# (armv7-unknown-linux-musleabihf also works when gcc-arm-linux-gnueabihf is
-# installed). The binaries land in DIR (default $CARGO_TARGET_DIR/dist, i.e. target/dist) as ocrbox-<target>, each
-# checked to be statically linked. Needs (Debian): musl-tools for x86_64,
-# gcc-aarch64-linux-gnu for aarch64, and `rustup target add <target>`.
+# (armv7-unknown-linux-musleabihf also works when gcc-arm-linux-gnueabihf is installed).
+# --profile defaults to `dist` (Cargo.toml: fat LTO, one codegen unit: the shipped binaries);
+# the binary is read from target/<target>/<profile>/ocrbox. The binaries land in DIR (default
+# $CARGO_TARGET_DIR/dist, i.e. target/dist) as ocrbox-<target>, each checked to be statically
+# linked, with a .sha256 beside it. Needs (Debian): musl-tools for x86_64, gcc-aarch64-linux-gnu
+# for aarch64, and `rustup target add <target>`.
+# --cross builds with `cross` (Docker/Podman images with a musl cross gcc) instead of the host's
+# toolchains, with CROSS_CONFIG set to this repository's cross.toml (cross itself only reads
+# Cross.toml). --dry-run prints each build command and builds nothing.
 # Honours CARGO_TARGET_DIR; prints the wall time of each build.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+root=$(pwd)
 
-profile=release
+profile=dist
 out=""
+tool=cargo
+dry=0
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --cross) tool=cross; shift ;;
+    --dry-run) dry=1; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     -*) echo "unknown option: $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
 [ ${#targets[@]} -gt 0 ] || targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' not found ($2)" >&2; exit 1; }; }
+need() {
+  [ "$dry" = 1 ] || command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' not found ($2)" >&2; exit 1; }
+}
+
+if [ "$tool" = cross ]; then
+  need cross "cargo install cross --locked; it also needs Docker or Podman"
+  # cross looks for Cross.toml or $CROSS_CONFIG (a path it resolves from its working
+  # directory), never for our lower-case cross.toml: name it, absolute, so any cwd works.
+  export CROSS_CONFIG="$root/cross.toml"
+  shown="CROSS_CONFIG=$CROSS_CONFIG cross"
+else
+  shown=cargo
+fi
 
 # Set the C compiler / linker for one target. C code is compiled by
 # libmimalloc-sys (mimalloc) and tract-linalg (assembly kernels); everything is
@@ -35,6 +57,12 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' not found ($2)" 
 setup_target() {
   local t="$1" env_t
   env_t=$(echo "$t" | tr 'a-z-' 'A-Z_')
+  # musl targets are static by default; say so explicitly so that a changed
+  # default (or a user's RUSTFLAGS) cannot silently produce a dynamic binary.
+  local var="CARGO_TARGET_${env_t}_RUSTFLAGS"
+  export "$var"="${!var:-} -C target-feature=+crt-static"
+  # cross's images bring their own musl cross gcc and Rust target.
+  [ "$tool" = cargo ] || return 0
   case "$t" in
     x86_64-unknown-linux-musl)
       need musl-gcc "apt-get install musl-tools"
@@ -55,10 +83,7 @@ setup_target() {
       ;;
     *) echo "error: unsupported target $t" >&2; exit 2 ;;
   esac
-  # musl targets are static by default; say so explicitly so that a changed
-  # default (or a user's RUSTFLAGS) cannot silently produce a dynamic binary.
-  local var="CARGO_TARGET_${env_t}_RUSTFLAGS"
-  export "$var"="${!var:-} -C target-feature=+crt-static"
+  [ "$dry" = 0 ] || return 0
   if ! rustup target list --installed 2>/dev/null | grep -qx "$t"; then
     echo "error: Rust target $t missing: rustup target add $t" >&2
     exit 1
@@ -71,13 +96,14 @@ case "$profile" in
   *) profile_dir="$profile" ;;
 esac
 out="${out:-$target_dir/dist}"
-mkdir -p "$out"
 
 for t in "${targets[@]}"; do
   setup_target "$t"
-  echo "==> cargo build --locked --profile $profile --target $t"
+  echo "==> $shown build --locked --profile $profile --target $t"
+  [ "$dry" = 0 ] || continue
+  mkdir -p "$out"
   start=$(date +%s)
-  cargo build --locked --profile "$profile" --target "$t"
+  "$tool" build --locked --profile "$profile" --target "$t"
   secs=$(( $(date +%s) - start ))
   bin="$target_dir/$t/$profile_dir/ocrbox"
   dest="$out/ocrbox-$t"

@@ -57,7 +57,7 @@ default_binary() {
   local t
   t=$(target_for_arch "$1")
   local d="${CARGO_TARGET_DIR:-$here/../target}"
-  for c in "$d/dist/ocrbox-$t" "$d/$t/release/ocrbox"; do
+  for c in "$d/dist/ocrbox-$t" "$d/$t/dist/ocrbox" "$d/$t/release/ocrbox"; do
     [ -f "$c" ] && { echo "$c"; return 0; }
   done
   echo "no binary for $t: run scripts/build-release.sh $t, or pass --binary" >&2

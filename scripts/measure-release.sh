@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measure the release binaries for the README ("Measurements"): size, time from
+# Measure the release binaries (scripts/README.md, "Release binaries"): size, time from
 # start to the first answered request, RSS idle and after the OCR of a page,
 # CLI OCR time. Runs scripts/qemu-smoke.sh on each binary with a whole page.
 #

@@ -2,16 +2,18 @@
 # Usage: scripts/parity.sh [--per-image] [SET...]     (default: every set folder in $EVAL)
 # Runs the reference pipeline (onnxruntime), tesseract and `ocrbox ocr --json` on the same eval
 # images and prints CER / word accuracy / exact match side by side, plus ocrbox's 5 worst samples.
-# Env: EVAL (/work/shared/eval), OCRBOX (./target/release/ocrbox), REFVENV (/opt/refvenv),
+# Env: EVAL (../shared/eval, the shared/ folder beside the repository), OCRBOX (./target/release/ocrbox),
+#      REFVENV (the reference venv: .venv in the repository),
 #      OUT (/tmp/parity: outputs, reused for reference+tesseract unless FRESH=1),
 #      SKIP (comma list of systems not to run: reference,tesseract,ocrbox).
 # Creates the reference venv and installs tesseract-ocr (apt) when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+here=$(pwd)
 
-EVAL=${EVAL:-/work/shared/eval}
+EVAL=${EVAL:-$here/../shared/eval}
 OCRBOX=${OCRBOX:-./target/release/ocrbox}
-REFVENV=${REFVENV:-/opt/refvenv}
+REFVENV=${REFVENV:-$here/.venv}
 OUT=${OUT:-/tmp/parity}
 SKIP=${SKIP:-}
 PER_IMAGE=0

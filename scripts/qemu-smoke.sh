@@ -3,8 +3,8 @@
 #
 #   scripts/qemu-smoke.sh [BINARY]
 #
-# BINARY defaults to the aarch64 musl release build (target/dist/ or
-# target/aarch64-unknown-linux-musl/release/). An ARM binary is run with
+# BINARY defaults to the aarch64 musl release build (target/dist/, else
+# target/aarch64-unknown-linux-musl/{dist,release}/). An ARM binary is run with
 # qemu-aarch64 / qemu-arm (Debian: qemu-user); a binary for this machine runs
 # natively, so the same test covers the x86_64 build.
 #
@@ -23,7 +23,7 @@
 #   RUST_LIB_BACKTRACE         default 0 (std::backtrace off). With RUST_BACKTRACE=1 inherited from a
 #                              developer's shell, every error tract makes while building a plan
 #                              (thousands per model shape) captures a backtrace, which on musl
-#                              costs ~0.2 ms each (README: Measurements) and would skew the times.
+#                              costs ~0.2 ms each (scripts/README.md) and would skew the times.
 set -euo pipefail
 export RUST_LIB_BACKTRACE="${RUST_LIB_BACKTRACE:-0}"
 
@@ -31,7 +31,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 tdir="${CARGO_TARGET_DIR:-$root/target}"
 bin="${1:-}"
 if [ -z "$bin" ]; then
-  for c in "$tdir/dist/ocrbox-aarch64-unknown-linux-musl" "$tdir/aarch64-unknown-linux-musl/release/ocrbox"; do
+  for c in "$tdir/dist/ocrbox-aarch64-unknown-linux-musl" "$tdir/aarch64-unknown-linux-musl/dist/ocrbox" \
+           "$tdir/aarch64-unknown-linux-musl/release/ocrbox"; do
     if [ -f "$c" ]; then bin="$c"; break; fi
   done
 fi

