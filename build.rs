@@ -6,7 +6,13 @@ fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
     println!("cargo:rustc-env=OCRBOX_BUILD_TARGET={target}");
     let mut parts = Vec::new();
-    for name in ["det.onnx", "cls.onnx", "rec.onnx", "ppocrv5_dict.txt"] {
+    for name in [
+        "det-tiny.onnx",
+        "det-small.onnx",
+        "rec.onnx",
+        "ppocrv6_dict.txt",
+        "cls.onnx",
+    ] {
         let path = format!("models/{name}");
         println!("cargo:rerun-if-changed={path}");
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));

@@ -52,7 +52,7 @@ fn main() {
         .unwrap_or(7);
     let want =
         |m: &str| !args.iter().any(|a| a == "rec" || a == "det") || args.iter().any(|a| a == m);
-    let files = ModelFiles::embedded();
+    let files = ModelFiles::embedded(Default::default());
     println!("model\theight\twidth\tbuild_ms\trun_ms\trss_mib");
     if want("rec") {
         let rec = Model::load("rec", &files.rec, usize::MAX).expect("rec model");

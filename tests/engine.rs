@@ -282,5 +282,6 @@ fn version_names_target_and_models() {
         "{v}"
     );
     // Short sha256 of the embedded detection model (see models/README.md).
-    assert!(v.contains("det d7fe3ea74652"), "{v}");
+    assert!(v.contains("det-small d73e0058b7a8"), "{v}");
+    assert!(v.contains("rec 5435fd747c9e"), "{v}");
 }

@@ -9,15 +9,23 @@ pub mod version;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ocrbox::ocr::{Engine, Limits, ModelFiles, OcrError, Page};
+use ocrbox::ocr::{Detector, Engine, Limits, ModelFiles, OcrError, Page};
 
 /// Engine options shared by the commands that run OCR locally.
 #[derive(clap::Args)]
 pub struct EngineArgs {
-    /// Load det.onnx, cls.onnx, rec.onnx and ppocrv5_dict.txt from DIR instead of the
+    /// Load the models from DIR (laid out as the repository's models/) instead of the
     /// embedded copies.
     #[arg(long, value_name = "DIR", env = "OCRBOX_MODELS")]
     pub models: Option<PathBuf>,
+    /// Text detector: PP-OCRv6 `small` (default) or `tiny`.
+    #[arg(
+        long,
+        value_name = "tiny|small",
+        env = "OCRBOX_DET",
+        default_value = "small"
+    )]
+    pub det: Detector,
     /// Threads for one image's lines (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -27,8 +35,8 @@ impl EngineArgs {
     /// Builds the engine these options describe.
     pub fn engine(&self) -> Result<Engine, OcrError> {
         let files = match &self.models {
-            Some(dir) => ModelFiles::from_dir(dir)?,
-            None => ModelFiles::embedded(),
+            Some(dir) => ModelFiles::from_dir(dir, self.det)?,
+            None => ModelFiles::embedded(self.det),
         };
         let threads = self
             .threads

@@ -29,6 +29,14 @@ pub struct Args {
     /// `<db>.sock` next to it.
     #[arg(long, env = "OCRBOX_DB", default_value = DEFAULT_DB)]
     pub db: PathBuf,
+    /// Text detector: PP-OCRv6 `small` (default) or `tiny` (see README, "OCR engine").
+    #[arg(
+        long,
+        value_name = "tiny|small",
+        env = "OCRBOX_DET",
+        default_value = "small"
+    )]
+    pub det: ocr::Detector,
     /// Inference threads [default: number of CPU cores].
     #[arg(long, env = "OCRBOX_WORKERS")]
     pub workers: Option<usize>,
@@ -95,7 +103,7 @@ fn init_logging() {
 fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Open the database first: it fails fast when another server already holds it.
     let ledger = Arc::new(Ledger::open(&cfg.db)?);
-    let engine = Arc::new(ocr::Engine::new()?);
+    let engine = Arc::new(ocr::Engine::new(cfg.det)?);
     let tasks = Arc::new(TaskStore::new(cfg.task_ttl));
     let workers = cfg.workers();
     let pool = Arc::new(Pool::start(

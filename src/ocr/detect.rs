@@ -3,11 +3,11 @@
 use image::RgbImage;
 
 use super::geometry::{self, in_convex_quad, min_area_rect, order_corners, Quad};
-use super::models::{as_f32, Model};
-use super::preprocess::{resize, to_tensor, Norm};
+use super::models::{as_f32, Detector, Model};
+use super::preprocess::{mean_border, resize, to_tensor, Norm};
 use super::OcrError;
 
-/// Detection settings; defaults are the reference pipeline's.
+/// Detection settings.
 #[derive(Debug, Clone, Copy)]
 pub struct DetParams {
     /// The longer side is scaled down to at most this many pixels.
@@ -21,14 +21,19 @@ pub struct DetParams {
     pub max_candidates: usize,
 }
 
-impl Default for DetParams {
-    fn default() -> Self {
+impl DetParams {
+    /// The settings of each detector's `inference.yml` (models/det-*.yml): DB threshold 0.2,
+    /// box score 0.4 (tiny) or 0.45 (small), unclip ratio 1.4, up to 3000 candidates.
+    pub fn of(detector: Detector) -> DetParams {
         DetParams {
             limit_side: 960,
-            thresh: 0.3,
-            box_thresh: 0.5,
-            unclip_ratio: 1.6,
-            max_candidates: 1000,
+            thresh: 0.2,
+            box_thresh: match detector {
+                Detector::Tiny => 0.4,
+                Detector::Small => 0.45,
+            },
+            unclip_ratio: 1.4,
+            max_candidates: 3000,
         }
     }
 }
@@ -136,22 +141,6 @@ fn pad(img: &RgbImage, m: u32) -> RgbImage {
         let sy = y.saturating_sub(m).min(h - 1);
         *img.get_pixel(sx, sy)
     })
-}
-
-/// The mean colour of the image's border.
-fn mean_border(img: &RgbImage) -> [u8; 3] {
-    let (w, h) = img.dimensions();
-    let mut sum = [0u64; 3];
-    let mut n = 0u64;
-    for (x, y, px) in img.enumerate_pixels() {
-        if x == 0 || y == 0 || x + 1 == w || y + 1 == h {
-            for c in 0..3 {
-                sum[c] += u64::from(px[c]);
-            }
-            n += 1;
-        }
-    }
-    sum.map(|s| (s / n.max(1)) as u8)
 }
 
 /// [`mean_border`], normalised: bucket padding that looks like background.
@@ -263,7 +252,7 @@ mod tests {
                 pred[y * w + x] = 0.9;
             }
         }
-        let boxes = boxes_from_map(&pred, w, h, 128, 64, &DetParams::default());
+        let boxes = boxes_from_map(&pred, w, h, 128, 64, &DetParams::of(Detector::Tiny));
         assert_eq!(boxes.len(), 1);
         let q = boxes[0];
         // Region spans x 10..49, y 12..19 (pixel centres): 39×7. Unclip d = 273×1.6/92 ≈ 4.75.
@@ -288,6 +277,6 @@ mod tests {
             }
         }
         pred[25 * w + 50] = 0.99; // a single pixel
-        assert!(boxes_from_map(&pred, w, h, 64, 32, &DetParams::default()).is_empty());
+        assert!(boxes_from_map(&pred, w, h, 64, 32, &DetParams::of(Detector::Tiny)).is_empty());
     }
 }

@@ -7,10 +7,10 @@ use image::RgbImage;
 
 use super::classify::{self, upside_down};
 use super::crop::crop_quad;
-use super::ctc::{Charset, Reading};
+use super::ctc::{mostly_latin, Charset, Reading};
 use super::detect::{self, detect, DetParams};
 use super::geometry::Quad;
-use super::models::{Model, ModelFiles};
+use super::models::{Detector, Model, ModelFiles};
 use super::preprocess::rotate180;
 use super::recognize::{self, recognize};
 use super::{decode, layout, orient, Limits, Line, OcrError, Page, Timings};
@@ -38,9 +38,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads the models embedded in the binary.
-    pub fn new() -> Result<Engine, OcrError> {
-        Engine::from_files(&ModelFiles::embedded())
+    /// Loads the models embedded in the binary, with the given detector.
+    pub fn new(detector: Detector) -> Result<Engine, OcrError> {
+        Engine::from_files(&ModelFiles::embedded(detector))
     }
 
     /// Loads models from the given files (e.g. `ModelFiles::from_dir`).
@@ -50,7 +50,7 @@ impl Engine {
             cls: Model::load("cls", &files.cls, CLS_PLAN_BYTES)?,
             rec: Model::load("rec", &files.rec, REC_PLAN_BYTES)?,
             charset: Charset::new(&files.dict),
-            det_params: DetParams::default(),
+            det_params: DetParams::of(files.detector),
             threads: 1,
         })
     }
@@ -94,7 +94,25 @@ impl Engine {
         timings.classify = t.elapsed();
 
         let t = Instant::now();
-        let mut readings = self.par_map(&crops, |c| recognize(&self.rec, &self.charset, c))?;
+        let mut readings =
+            self.par_map(&crops, |c| recognize(&self.rec, &self.charset, c, false))?;
+        // A page that reads as Latin script has no CJK either: its lines (a lone `二` for an
+        // `=` on a receipt) are read again with the Latin mask.
+        let (foreign, letters) = readings.iter().fold((0, 0), |(f, l), r| {
+            let (rf, rl) = r.script_counts();
+            (f + rf, l + rl)
+        });
+        if foreign > 0 && mostly_latin(foreign, letters) {
+            let redo: Vec<usize> = (0..readings.len())
+                .filter(|&i| readings[i].script_counts().0 > 0)
+                .collect();
+            let again = self.par_map(&redo, |&i| {
+                recognize(&self.rec, &self.charset, &crops[i], true)
+            })?;
+            for (i, r) in redo.into_iter().zip(again) {
+                readings[i] = r;
+            }
+        }
         if decision.read_both_ways {
             let reading = std::mem::replace(&mut readings[0], Reading::empty());
             readings[0] = self.better_reading(&crops[0], reading)?;
@@ -122,7 +140,7 @@ impl Engine {
     /// Recognises the whole image as one line: detection misses single characters, short wide
     /// images whose text touches the edges, and captcha-like images with noisy backgrounds.
     fn whole_line(&self, img: &RgbImage) -> Result<Option<Line>, OcrError> {
-        let mut best = recognize(&self.rec, &self.charset, img)?;
+        let mut best = recognize(&self.rec, &self.charset, img, false)?;
         if orient::doubtful(upside_down(&self.cls, img)?) {
             best = self.better_reading(img, best)?;
         }
@@ -144,7 +162,7 @@ impl Engine {
 
     /// `reading` of `line`, or the reading of `line` turned over if that is more confident.
     fn better_reading(&self, line: &RgbImage, reading: Reading) -> Result<Reading, OcrError> {
-        let turned = recognize(&self.rec, &self.charset, &rotate180(line))?;
+        let turned = recognize(&self.rec, &self.charset, &rotate180(line), false)?;
         Ok(orient::better(reading, turned))
     }
 
@@ -244,7 +262,7 @@ pub fn model_inputs(img: &RgbImage) -> Vec<[usize; 4]> {
         );
         shapes.push(shape);
     };
-    let params = DetParams::default();
+    let params = DetParams::of(Detector::default());
     let det = detect::input(img, &params);
     let [_, _, bh, bw] = det.shape;
     let limit = params.limit_side as usize;

@@ -65,4 +65,4 @@ pub struct Page {
 }
 
 pub use engine::{model_inputs, Engine};
-pub use models::ModelFiles;
+pub use models::{Detector, ModelFiles};

@@ -58,6 +58,22 @@ pub fn to_tensor(img: &RgbImage, bh: usize, bw: usize, norm: Norm, pad: [f32; 3]
     out
 }
 
+/// The mean colour of the image's border.
+pub fn mean_border(img: &RgbImage) -> [u8; 3] {
+    let (w, h) = img.dimensions();
+    let mut sum = [0u64; 3];
+    let mut n = 0u64;
+    for (x, y, px) in img.enumerate_pixels() {
+        if x == 0 || y == 0 || x + 1 == w || y + 1 == h {
+            for c in 0..3 {
+                sum[c] += u64::from(px[c]);
+            }
+            n += 1;
+        }
+    }
+    sum.map(|s| (s / n.max(1)) as u8)
+}
+
 /// Rotates 180°.
 pub fn rotate180(img: &RgbImage) -> RgbImage {
     imageops::rotate180(img)

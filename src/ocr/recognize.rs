@@ -43,7 +43,13 @@ pub(super) fn input(line: &RgbImage) -> Input {
 }
 
 /// Reads one line: strip → model → CTC → word spaces.
-pub fn recognize(model: &Model, charset: &Charset, line: &RgbImage) -> Result<Reading, OcrError> {
+/// `latin`: the line is on a page that reads as Latin script (see [`ctc::decode`]).
+pub fn recognize(
+    model: &Model,
+    charset: &Charset,
+    line: &RgbImage,
+    latin: bool,
+) -> Result<Reading, OcrError> {
     let Input { shape, data, strip } = input(line);
     let out = model.run(shape, data)?;
     let probs = as_f32(&out, "rec")?;
@@ -55,7 +61,7 @@ pub fn recognize(model: &Model, charset: &Charset, line: &RgbImage) -> Result<Re
         )));
     }
     let steps = probs.len() / classes;
-    let glyphs = ctc::greedy(probs, classes, charset);
+    let glyphs = ctc::decode(probs, classes, charset, latin);
     let glyphs = spacing::respace(glyphs, &strip, shape[3] as f32 / steps.max(1) as f32);
     Ok(ctc::join(&glyphs))
 }

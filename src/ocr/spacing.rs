@@ -73,8 +73,12 @@ fn longest_blank(blank: &[bool], from: usize, to: usize) -> usize {
 
 /// Below this many spaced-out character pairs the pitch of a line is not known well enough.
 const MIN_PAIRS: usize = 3;
-/// A blank gap of this many character pitches is a word space...
-const SPACE: f32 = 0.6;
+/// A blank gap of this many character pitches is a word space... (0.6 with PP-OCRv5, which
+/// dropped spaces; PP-OCRv6 emits most spaces itself, and 0.6 then added false ones on
+/// dot-matrix receipts. `scripts/eval-all.sh`, small det: 0.6 / 0.7 / 0.8 gave receipt pages
+/// 6.24 / 5.95 / 5.89 %, receipt lines 3.30 / 3.16 / 3.20 %, rendered lines 0.32 / 0.43 / 0.46 %;
+/// 1.0 lost rendered spaces, 0.43 % on tiny.)
+const SPACE: f32 = 0.8;
 /// ...unless a narrow glyph stands beside it (its cell is mostly blank in monospaced text).
 const SPACE_BY_NARROW: f32 = 1.0;
 /// Punctuation whose ink is much narrower than its advance. (Narrow letters and digits are
