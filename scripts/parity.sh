@@ -61,10 +61,14 @@ for set in "${SETS[@]}"; do
       fi
     fi
 
-    opts=(--set "$tag" --worst 5)
+    opts=(--worst 0)
     case "$set" in sroie*) opts+=(--ignore-case) ;; esac
-    if [ "$PER_IMAGE" = 1 ] || [ "$tag" = rendered-dev-pages ]; then opts+=(--per-image); fi
-    python3 scripts/cer.py "$tsv" reference="$ref" tesseract="$tes" ocrbox="$box" "${opts[@]}"
+    for name in reference tesseract ocrbox; do
+      f="$OUT/$tag.$name.jsonl"
+      [ -s "$f" ] || continue
+      printf '%-32s %-10s ' "$tag" "$name"
+      "$OCRBOX" eval "$tsv" --predictions "$f" "${opts[@]}" | awk '/ %$/{printf "%s %s  ", $1, $(NF-1)} END{print ""}'
+    done
     echo
   done
 done

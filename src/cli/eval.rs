@@ -75,10 +75,11 @@ fn canonical(path: &Path) -> Option<PathBuf> {
 fn predictions(path: &Path) -> Result<HashMap<PathBuf, String>, String> {
     let body = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = HashMap::new();
+    // Blank lines and `#` comments (e.g. a runner's summary line) are skipped.
     for (n, line) in body
         .lines()
         .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
     {
         let v: serde_json::Value =
             serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
