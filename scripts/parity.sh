@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Usage: scripts/parity.sh [--per-image] [SET...]     (default: every set folder in $EVAL)
-# Runs the reference pipeline (onnxruntime), tesseract and `ocrbox ocr --json` on the same eval
-# images and prints CER / word accuracy / exact match side by side, plus ocrbox's 5 worst samples.
+# Usage: scripts/parity.sh [SET...]     (default: every set folder in $EVAL)
+# Runs the PP-OCRv5 reference pipeline (onnxruntime), tesseract and `ocrbox ocr --json` on the
+# same eval images and prints CER / word accuracy / exact match side by side, each scored by
+# `ocrbox eval --predictions` (the project's one CER). The PP-OCRv6 peers: scripts/peers-v6.sh.
 # Env: EVAL (../shared/eval, the shared/ folder beside the repository), OCRBOX (./target/release/ocrbox),
 #      REFVENV (the reference venv: .venv in the repository),
 #      OUT (/tmp/parity: outputs, reused for reference+tesseract unless FRESH=1),
@@ -16,8 +17,6 @@ OCRBOX=${OCRBOX:-./target/release/ocrbox}
 REFVENV=${REFVENV:-$here/.venv}
 OUT=${OUT:-/tmp/parity}
 SKIP=${SKIP:-}
-PER_IMAGE=0
-if [ "${1:-}" = "--per-image" ]; then PER_IMAGE=1; shift; fi
 SETS=("$@")
 [ ${#SETS[@]} -gt 0 ] || SETS=($(cd "$EVAL" && ls -d */ | tr -d /))
 
