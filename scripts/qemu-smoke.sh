@@ -19,7 +19,7 @@
 #   SMOKE_IMAGE, SMOKE_EXPECT  image and a substring its text must contain
 #                              (default: tests/fixtures/line_001.png)
 #   SMOKE_PORT                 port on 127.0.0.1 (default: random 20000-39999)
-#   SMOKE_TIMEOUT              seconds to wait for start-up / a result (default 300)
+#   SMOKE_TIMEOUT              seconds to wait for start-up / a result (default 600: emulated PP-OCRv6 reads a line in ~2 min)
 #   RUST_LIB_BACKTRACE         default 0 (std::backtrace off). With RUST_BACKTRACE=1 inherited from a
 #                              developer's shell, every error tract makes while building a plan
 #                              (thousands per model shape) captures a backtrace, which on musl
@@ -42,7 +42,7 @@ bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 image="${SMOKE_IMAGE:-$root/tests/fixtures/line_001.png}"
 expect="${SMOKE_EXPECT:-fix memory leak}"
 port="${SMOKE_PORT:-$((20000 + RANDOM % 20000))}"
-timeout="${SMOKE_TIMEOUT:-300}"
+timeout="${SMOKE_TIMEOUT:-600}"
 [ -f "$image" ] || { echo "qemu-smoke: no image $image" >&2; exit 1; }
 
 # Pick the runner from the binary's architecture.
@@ -111,7 +111,9 @@ echo "    key: ${key:0:6}..."
 # 4. serve: time to the first answered request
 base="http://127.0.0.1:$port"
 t0=$(now)
-"${runner[@]}" "$bin" serve --listen "127.0.0.1:$port" --db "$db" >"$work/serve.log" 2>&1 &
+# Emulated, one reading takes minutes (PP-OCRv6 small det + rec under qemu: ~110 s for a line
+# from the CLI): keep the task alive well past that.
+"${runner[@]}" "$bin" serve --listen "127.0.0.1:$port" --db "$db" --task-ttl 15m >"$work/serve.log" 2>&1 &
 server=$!
 balance=""
 while :; do
