@@ -48,12 +48,9 @@ pub struct Reading {
 impl Reading {
     /// (characters outside the Latin-line set, all non-space characters).
     pub fn script_counts(&self) -> (usize, usize) {
-        let foreign = self.text.chars().filter(|&c| !latin_class(c)).count();
-        (foreign, self.text.chars().filter(|&c| c != ' ').count())
+        script_counts(self.text.chars())
     }
-}
 
-impl Reading {
     /// Nothing read.
     pub fn empty() -> Reading {
         Reading {
@@ -71,7 +68,7 @@ impl Reading {
 /// `latin` forces the mask: the line belongs to a page that reads as Latin.
 pub fn decode(probs: &[f32], classes: usize, charset: &Charset, latin: bool) -> Vec<Glyph> {
     let glyphs = greedy(probs, classes, charset, None);
-    let (foreign, letters) = script_counts(&glyphs);
+    let (foreign, letters) = script_counts(glyphs.iter().flat_map(|g| g.text.chars()));
     if foreign > 0 && (latin || mostly_latin(foreign, letters)) {
         greedy(probs, classes, charset, Some(&charset.latin))
     } else {
@@ -85,13 +82,11 @@ pub fn mostly_latin(foreign: usize, letters: usize) -> bool {
     letters >= 2 && foreign * 3 <= letters
 }
 
-/// (characters outside the Latin-line set, all non-space characters) of `glyphs`.
-pub fn script_counts(glyphs: &[Glyph]) -> (usize, usize) {
-    let foreign = glyphs
-        .iter()
-        .filter(|g| !g.text.chars().all(latin_class))
-        .count();
-    (foreign, glyphs.iter().filter(|g| g.text != " ").count())
+/// (characters outside the Latin-line set, all non-space characters) of a text.
+fn script_counts(text: impl Iterator<Item = char>) -> (usize, usize) {
+    text.filter(|&c| c != ' ').fold((0, 0), |(f, n), c| {
+        (f + usize::from(!latin_class(c)), n + 1)
+    })
 }
 
 /// Greedy CTC: best class per step (among `allowed` ones, blank always allowed), collapse

@@ -233,11 +233,6 @@ impl Model {
     pub fn cached_plans(&self) -> usize {
         self.cache.lock().map(|l| l.plans.len()).unwrap_or(0)
     }
-
-    /// Bytes the cached plans are taken to keep ([`plan_bytes`] summed).
-    pub fn cached_bytes(&self) -> usize {
-        self.cache.lock().map(|l| l.bytes).unwrap_or(0)
-    }
 }
 
 /// A model output as a flat slice (outputs are contiguous f32 tensors).

@@ -39,7 +39,7 @@ pub fn decide(votes: &[(u32, f32)], lines: usize) -> Decision {
         [(_, p)] if lines == 1 => Decision {
             flip_all: *p > CLS_THRESH,
             turned_page: false,
-            read_both_ways: *p > DOUBT,
+            read_both_ways: doubtful(*p),
         },
         _ => {
             let flip = page_upside_down(votes);
