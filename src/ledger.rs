@@ -278,42 +278,36 @@ impl Ledger {
     }
 
     /// Reserves one credit of `hash` for a task about to be queued, or answers
-    /// [`LedgerError::NoSolves`] when every remaining credit is already reserved.
+    /// [`LedgerError::NoSolves`] when every remaining credit is already reserved. A document of
+    /// several pages grows it with [`Reservation::extend_to`] once its pages are counted.
     pub fn reserve(self: &Arc<Self>, hash: KeyHash) -> Result<Reservation, LedgerError> {
-        // The lock spans the balance read so two submits cannot both take the last credit.
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let solves = self
-            .get(&hash)?
-            .filter(|i| !i.revoked)
-            .map_or(0, |i| i.solves);
-        let reserved = in_flight.entry(hash).or_insert(0);
-        if solves <= *reserved {
-            return Err(LedgerError::NoSolves);
-        }
-        *reserved += 1;
-        Ok(Reservation {
+        let mut reservation = Reservation {
             ledger: Arc::clone(self),
             hash,
+            credits: 0,
             done: false,
-        })
+        };
+        reservation.extend_to(1)?;
+        Ok(reservation)
     }
 
-    fn release(&self, hash: &KeyHash) {
+    fn release(&self, hash: &KeyHash, credits: u64) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        Self::release_locked(&mut in_flight, hash);
+        Self::release_locked(&mut in_flight, hash, credits);
     }
 
-    fn release_locked(in_flight: &mut HashMap<KeyHash, u64>, hash: &KeyHash) {
+    fn release_locked(in_flight: &mut HashMap<KeyHash, u64>, hash: &KeyHash, credits: u64) {
         if let Some(n) = in_flight.get_mut(hash) {
-            *n -= 1;
+            *n = n.saturating_sub(credits);
             if *n == 0 {
                 in_flight.remove(hash);
             }
         }
     }
 
-    /// Deducts one credit and counts one solve in the current minute, in one transaction.
-    fn charge(&self, hash: &KeyHash, now: u64) -> Result<u64, LedgerError> {
+    /// Deducts `credits` and counts as many solves in the current minute, in one transaction;
+    /// all or nothing.
+    fn charge(&self, hash: &KeyHash, credits: u64, now: u64) -> Result<u64, LedgerError> {
         let txn = self.db.begin_write()?;
         let remaining = {
             let mut keys = txn.open_table(KEYS)?;
@@ -325,15 +319,15 @@ impl Ledger {
             if info.revoked {
                 return Err(LedgerError::Revoked);
             }
-            if info.solves == 0 {
+            if info.solves < credits {
                 return Err(LedgerError::NoSolves);
             }
-            info.solves -= 1;
+            info.solves -= credits;
             keys.insert(hash, info.to_row())?;
             let mut usage = txn.open_table(USAGE)?;
             let bucket = (*hash, now / 60);
             let count = usage.get(&bucket)?.map_or(0, |g| g.value());
-            usage.insert(bucket, count + 1)?;
+            usage.insert(bucket, count + credits)?;
             info.solves
         };
         txn.commit()?;
@@ -430,11 +424,13 @@ impl Ledger {
     }
 }
 
-/// One credit held for one task in flight. Dropping it releases the credit uncharged.
+/// The credits held for one task in flight (one per page). Dropping it releases them uncharged.
 pub struct Reservation {
     ledger: Arc<Ledger>,
     hash: KeyHash,
-    /// Set once the credit was charged (and the reservation released with it).
+    /// Credits held: the task's page count once known.
+    credits: u64,
+    /// Set once the credits were charged (and the reservation released with them).
     done: bool,
 }
 
@@ -444,7 +440,42 @@ impl Reservation {
         &self.hash
     }
 
-    /// Deducts the credit for a successful solve; returns the remaining balance.
+    /// Credits held.
+    pub fn credits(&self) -> u64 {
+        self.credits
+    }
+
+    /// Holds `credits` in all (a document's page count), or answers [`LedgerError::NoSolves`]
+    /// and keeps what it held when the key's unreserved balance cannot cover the rest.
+    pub fn extend_to(&mut self, credits: u64) -> Result<(), LedgerError> {
+        let more = credits.saturating_sub(self.credits);
+        if more == 0 {
+            return Ok(());
+        }
+        // The lock spans the balance read so two submits cannot both take the last credit.
+        let mut in_flight = self
+            .ledger
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let solves = self
+            .ledger
+            .get(&self.hash)?
+            .filter(|i| !i.revoked)
+            .map_or(0, |i| i.solves);
+        let reserved = in_flight.entry(self.hash).or_insert(0);
+        if solves < *reserved + more {
+            if *reserved == 0 {
+                in_flight.remove(&self.hash);
+            }
+            return Err(LedgerError::NoSolves);
+        }
+        *reserved += more;
+        self.credits = credits;
+        Ok(())
+    }
+
+    /// Deducts the held credits for a successful solve; returns the remaining balance.
     pub fn charge(mut self) -> Result<u64, LedgerError> {
         // Deduct and release under the reservation lock, so a concurrent submit sees either the
         // old balance with this reservation or the new balance without it: never the old balance
@@ -454,8 +485,8 @@ impl Reservation {
             .in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let result = self.ledger.charge(&self.hash, unix_now());
-        Ledger::release_locked(&mut in_flight, &self.hash);
+        let result = self.ledger.charge(&self.hash, self.credits, unix_now());
+        Ledger::release_locked(&mut in_flight, &self.hash, self.credits);
         self.done = true;
         result
     }
@@ -464,7 +495,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.done {
-            self.ledger.release(&self.hash);
+            self.ledger.release(&self.hash, self.credits);
         }
     }
 }
@@ -498,6 +529,33 @@ mod tests {
     }
 
     #[test]
+    fn a_document_holds_one_credit_per_page_all_or_nothing() {
+        let (ledger, dir) = temp_ledger();
+        let (key, _) = ledger.add_key("t", 5).unwrap();
+        let hash = hash_key(&key);
+        let mut doc = ledger.reserve(hash).unwrap();
+        doc.extend_to(3).unwrap();
+        let other = ledger.reserve(hash).unwrap();
+        let mut big = ledger.reserve(hash).unwrap();
+        // 5 credits: 3 + 1 held, so this one cannot grow to 2 and still holds its 1.
+        assert!(matches!(big.extend_to(2), Err(LedgerError::NoSolves)));
+        assert_eq!(big.credits(), 1);
+        assert!(matches!(ledger.reserve(hash), Err(LedgerError::NoSolves)));
+        drop(big);
+        drop(other);
+        assert_eq!(doc.charge().unwrap(), 2);
+        assert_eq!(ledger.usage_24h(&hash, unix_now()).unwrap(), 3);
+        // A charge the balance cannot cover (an administrator's debit meanwhile) takes nothing.
+        let mut doc = ledger.reserve(hash).unwrap();
+        doc.extend_to(2).unwrap();
+        ledger.credit(&key, CreditChange::Set(1)).unwrap();
+        assert!(matches!(doc.charge(), Err(LedgerError::NoSolves)));
+        assert_eq!(ledger.get(&hash).unwrap().unwrap().solves, 1);
+        assert!(ledger.reserve(hash).is_ok());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
     fn concurrent_reserve_and_charge_never_overspend() {
         let (ledger, dir) = temp_ledger();
         let (key, _) = ledger.add_key("t", 10).unwrap();
@@ -524,8 +582,8 @@ mod tests {
         let (key, _) = ledger.add_key("t", 10).unwrap();
         let hash = hash_key(&key);
         let t0 = 1_000_000 * 60;
-        ledger.charge(&hash, t0).unwrap();
-        ledger.charge(&hash, t0 + 60).unwrap();
+        ledger.charge(&hash, 1, t0).unwrap();
+        ledger.charge(&hash, 1, t0 + 60).unwrap();
         assert_eq!(ledger.usage_24h(&hash, t0 + 60).unwrap(), 2);
         assert_eq!(ledger.usage_24h(&hash, t0 + 24 * 3600 - 1).unwrap(), 2);
         assert_eq!(ledger.usage_24h(&hash, t0 + 24 * 3600).unwrap(), 1);

@@ -4,13 +4,14 @@
 //! the worker queue and is dropped as soon as inference ends; this store only holds the outcome.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::ledger::KeyHash;
-use crate::ocr::DecodeError;
+use crate::ocr::{DecodeError, Page};
 
 /// Where a task stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,8 +21,13 @@ pub enum TaskState {
     /// A worker is recording the outcome (charging the credit). Shown as in process; the reaper
     /// leaves such a task alone so a charged result is never lost to expiry.
     Finishing,
-    /// OCR succeeded: the text and the processing time in seconds.
-    Done { text: String, seconds: f64 },
+    /// OCR succeeded: the text (pages joined by a form feed), each page's lines and size (for
+    /// `details=1`), and the processing time in seconds.
+    Done {
+        text: String,
+        pages: Arc<Vec<Page>>,
+        seconds: f64,
+    },
     /// The task failed and nothing was charged: why, and the processing time in seconds.
     Failed { reason: FailReason, seconds: f64 },
 }
@@ -54,12 +60,15 @@ pub enum Internal {
 pub struct TaskView {
     pub owner: KeyHash,
     pub state: TaskState,
+    /// Wakes whoever waits for this task to end (long-poll); see [`TaskStore::finish`].
+    pub ended: Arc<Notify>,
 }
 
 struct Task {
     owner: KeyHash,
     expires: Instant,
     state: TaskState,
+    ended: Arc<Notify>,
 }
 
 /// How long a result stays readable at least once it is ready, even past the task's expiry
@@ -98,6 +107,7 @@ impl TaskStore {
                 owner,
                 expires,
                 state: TaskState::InProcess,
+                ended: Arc::new(Notify::new()),
             },
         );
         (id, expires)
@@ -114,6 +124,7 @@ impl TaskStore {
         Some(TaskView {
             owner: task.owner,
             state: task.state.clone(),
+            ended: Arc::clone(&task.ended),
         })
     }
 
@@ -130,13 +141,14 @@ impl TaskStore {
         }
     }
 
-    /// Stores the outcome of a task. It stays readable until the task's expiry, and at least
-    /// [`MIN_RESULT_LIFETIME`] (at most a quarter of the TTL) from now.
+    /// Stores the outcome of a task and wakes its long-polls. It stays readable until the
+    /// task's expiry, and at least [`MIN_RESULT_LIFETIME`] (at most a quarter of the TTL) from now.
     pub fn finish(&self, id: &Uuid, state: TaskState) {
         let floor = Instant::now() + (self.ttl / 4).min(MIN_RESULT_LIFETIME);
         if let Some(task) = self.lock().get_mut(id) {
             task.state = state;
             task.expires = task.expires.max(floor);
+            task.ended.notify_waiters();
         }
     }
 
@@ -157,7 +169,11 @@ impl TaskStore {
     /// Forgets every task (at shutdown): workers still running then find their task gone and
     /// charge nothing, since no client could collect the result.
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut tasks = self.lock();
+        for task in tasks.values() {
+            task.ended.notify_waiters();
+        }
+        tasks.clear();
     }
 
     /// Number of tasks held.
@@ -198,6 +214,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         let done = TaskState::Done {
             text: "x".into(),
+            pages: Arc::default(),
             seconds: 1.0,
         };
         store.finish(&id, done.clone());

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::ledger::{LedgerError, Reservation};
-use crate::ocr::{Engine, Limits, OcrError, Page};
+use crate::ocr::{document_text, Engine, Limits, OcrError, Page};
 use crate::tasks::{FailReason, Internal, TaskState, TaskStore};
 
 /// One accepted upload waiting for a worker.
@@ -23,7 +23,7 @@ pub struct Job {
     pub image: Bytes,
     /// When the task expires: a job not started by then is dropped uncharged.
     pub deadline: Instant,
-    /// The credit held for this task; charged only on success.
+    /// The credits held for this task, one per page; charged only if every page is read.
     pub reservation: Reservation,
 }
 
@@ -155,7 +155,7 @@ fn worker(
     }
 }
 
-/// Reads one job's image and records the outcome: infer → settle → finish.
+/// Reads one job's image or document and records the outcome: infer → settle → finish.
 fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
     let Job {
         id,
@@ -177,30 +177,41 @@ fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
         return;
     }
     let state = match settle(outcome, reservation, &id) {
-        Ok(text) => TaskState::Done { text, seconds },
+        Ok(pages) => TaskState::Done {
+            text: document_text(&pages),
+            pages: std::sync::Arc::new(pages),
+            seconds,
+        },
         Err(reason) => TaskState::Failed { reason, seconds },
     };
     tasks.finish(&id, state);
 }
 
-/// Charges the credit for a successful reading and hands back its text; otherwise says why the
-/// task failed (the reservation is then dropped, releasing the credit uncharged). Causes that are
-/// ours are logged here; the client's wording is `http::error`'s.
+/// Charges the credits (one per page) for a successful reading and hands back its pages;
+/// otherwise says why the task failed (the reservation is then dropped, releasing the credits
+/// uncharged: a document with one unreadable page costs nothing). Causes that are ours are
+/// logged here; the client's wording is `http::error`'s.
 fn settle(
-    outcome: Result<Page, OcrError>,
+    outcome: Result<Vec<Page>, OcrError>,
     reservation: Reservation,
     id: &Uuid,
-) -> Result<String, FailReason> {
-    let page = match outcome {
-        Ok(page) => page,
+) -> Result<Vec<Page>, FailReason> {
+    let pages = match outcome {
+        Ok(pages) => pages,
         Err(OcrError::Decode(e)) => return Err(FailReason::Image(e)),
         Err(OcrError::Model(e)) => {
             tracing::error!(task = %id, error = %e, "OCR engine failed");
             return Err(FailReason::Internal(Internal::Engine));
         }
     };
+    // The route reserved one credit per page it counted, with the same `Document::open`; a
+    // disagreement would be our bug, and must not charge a wrong count.
+    if pages.len() as u64 != reservation.credits() {
+        tracing::error!(task = %id, read = pages.len(), reserved = reservation.credits(), "page count changed");
+        return Err(FailReason::Internal(Internal::Engine));
+    }
     match reservation.charge() {
-        Ok(_) => Ok(page.text),
+        Ok(_) => Ok(pages),
         // The text is withheld: it was not paid for.
         Err(LedgerError::NoSolves) => Err(FailReason::NoSolves),
         Err(LedgerError::Revoked) => Err(FailReason::Revoked),

@@ -12,8 +12,12 @@ mod admin;
 mod api;
 /// Credits: reserved at submit, charged once on success, never overspent.
 mod credits;
+/// Documents of several pages (multi-page TIFF): one credit per page, `\f` between pages, limits.
+mod documents;
 /// Hostile clients: malformed and oversized uploads, slow clients, secrets in logs.
 mod hostile;
+/// The opt-in additions: the web page, the key header, `details=1`, `wait=N`.
+mod options;
 
 /// The OCR engine through `ocrbox ocr` and `ocrbox eval` on real fixtures.
 mod engine;

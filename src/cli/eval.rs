@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use ocrbox::accuracy::{fold, Score};
 
 use super::{read_file, EngineArgs};
+use ocrbox::ocr::document_text;
 
 /// Arguments of `ocrbox eval`.
 #[derive(clap::Args)]
@@ -57,7 +58,9 @@ enum Reader {
 impl Reader {
     fn read(&self, base: &Path, path: &str) -> Result<String, String> {
         match self {
-            Reader::Engine(engine) => read_file(engine, &base.join(path)).map(|p| p.text),
+            Reader::Engine(engine) => {
+                read_file(engine, &base.join(path)).map(|p| document_text(&p))
+            }
             // An image missing from the predictions counts as read empty.
             Reader::Saved(texts) => Ok(canonical(&base.join(path))
                 .and_then(|p| texts.get(&p).cloned())

@@ -45,8 +45,9 @@ impl EngineArgs {
     }
 }
 
-/// Reads one file; errors carry the message the user sees.
-pub fn read_file(engine: &Engine, path: &Path) -> Result<Page, String> {
+/// Reads one file (an image, or every page of a PDF or TIFF); errors carry the message the
+/// user sees.
+pub fn read_file(engine: &Engine, path: &Path) -> Result<Vec<Page>, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     engine
         .recognize_bytes(&bytes, &Limits::default())

@@ -3,18 +3,21 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{read_file, EngineArgs};
+use ocrbox::ocr::{document_text, Line, Timings};
 use serde_json::json;
 
 /// Arguments of `ocrbox ocr`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Image files to read (PNG, JPEG, BMP, TIFF, WebP, GIF).
+    /// Files to read: images (PNG, JPEG, BMP, TIFF, WebP, GIF) and multi-page TIFFs (pages
+    /// separated by a form feed).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Print one JSON object per file (text, lines with confidence and box, timings).
+    /// Print one JSON object per file (text, pages with their size and lines with confidence
+    /// and box, timings).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -34,7 +37,7 @@ pub fn run(args: Args) -> ExitCode {
     let mut out = std::io::stdout().lock();
     for (n, path) in args.files.iter().enumerate() {
         let t = Instant::now();
-        let page = match read_file(&engine, path) {
+        let pages = match read_file(&engine, path) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("ocrbox: {}: {e}", path.display());
@@ -43,18 +46,28 @@ pub fn run(args: Args) -> ExitCode {
             }
         };
         let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let text = document_text(&pages);
         let written = if args.json {
-            let ms_of = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            let ms_of = |stage: fn(&Timings) -> Duration| {
+                pages
+                    .iter()
+                    .map(|p| stage(&p.timings))
+                    .sum::<Duration>()
+                    .as_secs_f64()
+                    * 1000.0
+            };
+            let lines: Vec<&Line> = pages.iter().flat_map(|p| &p.lines).collect();
             let obj = json!({
                 "file": path.display().to_string(),
-                "text": page.text,
-                "lines": page.lines,
+                "text": text,
+                "lines": lines,
+                "pages": pages,
                 "time_ms": ms,
                 "timings": {
-                    "decode_ms": ms_of(page.timings.decode),
-                    "detect_ms": ms_of(page.timings.detect),
-                    "classify_ms": ms_of(page.timings.classify),
-                    "recognize_ms": ms_of(page.timings.recognize),
+                    "decode_ms": ms_of(|t| t.decode),
+                    "detect_ms": ms_of(|t| t.detect),
+                    "classify_ms": ms_of(|t| t.classify),
+                    "recognize_ms": ms_of(|t| t.recognize),
                 },
             });
             writeln!(out, "{obj}")
@@ -62,9 +75,9 @@ pub fn run(args: Args) -> ExitCode {
             let sep = if n > 0 { "\n" } else { "" };
             if several {
                 writeln!(out, "{sep}==> {} <==", path.display())
-                    .and_then(|()| writeln!(out, "{}", page.text))
+                    .and_then(|()| writeln!(out, "{text}"))
             } else {
-                writeln!(out, "{}", page.text)
+                writeln!(out, "{text}")
             }
         };
         // A reader that stopped (`ocrbox ocr *.png | head`) ends the run quietly.

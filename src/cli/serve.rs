@@ -49,6 +49,10 @@ pub struct Args {
     /// Largest accepted image upload (e.g. 20MiB, 500KB, 1048576).
     #[arg(long, env = "OCRBOX_MAX_UPLOAD", default_value = "20MiB", value_parser = super::parse_size)]
     pub max_upload: u64,
+    /// Most pages read from one multi-page TIFF upload; a longer document answers 413. Each page
+    /// costs one solve.
+    #[arg(long, env = "OCRBOX_MAX_PAGES", default_value_t = 50)]
+    pub max_pages: usize,
     /// Most simultaneous client connections; further ones wait to be accepted.
     #[arg(long, env = "OCRBOX_MAX_CONNECTIONS", default_value_t = 512)]
     pub max_connections: usize,
@@ -106,12 +110,16 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
     let engine = Arc::new(ocr::Engine::new(cfg.det)?);
     let tasks = Arc::new(TaskStore::new(cfg.task_ttl));
     let workers = cfg.workers();
+    let doc_limits = ocr::Limits {
+        max_pages: cfg.max_pages.max(1),
+        ..ocr::Limits::default()
+    };
     let pool = Arc::new(Pool::start(
         workers,
         cfg.queue,
         engine,
         Arc::clone(&tasks),
-        ocr::Limits::default(),
+        doc_limits,
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -149,6 +157,7 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
             Arc::clone(&tasks),
             Arc::clone(&pool),
             cfg.max_upload,
+            doc_limits,
         ));
         let limits = http::Limits {
             max_connections: cfg.max_connections.max(1),

@@ -30,6 +30,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("Upload too large (limit {limit} bytes)")]
     TooLarge { limit: u64 },
+    /// A document with more pages than `--max-pages` (worded by the decoder).
+    #[error("{0}")]
+    TooManyPages(DecodeError),
     #[error("Server busy, retry in {} s", retry_after.as_secs())]
     QueueFull { retry_after: Duration },
     #[error("Request timed out")]
@@ -49,7 +52,7 @@ impl ApiError {
             ApiError::TaskNotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } | ApiError::TooManyPages(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::QueueFull { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -115,7 +118,10 @@ pub fn failure_detail(reason: &FailReason) -> String {
 
 impl From<DecodeError> for ApiError {
     fn from(e: DecodeError) -> Self {
-        ApiError::BadRequest(e.to_string())
+        match e {
+            DecodeError::TooManyPages { .. } => ApiError::TooManyPages(e),
+            e => ApiError::BadRequest(e.to_string()),
+        }
     }
 }
 

@@ -34,6 +34,10 @@ pub struct TaskResult {
     /// Processing seconds; `null` while in process.
     pub time: Option<f64>,
     pub solves: u64,
+    /// With `details=1` on a finished task: each page's size and lines. Absent otherwise, so a
+    /// spec client's bytes are unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<std::sync::Arc<Vec<crate::ocr::Page>>>,
 }
 
 /// Any error.

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod json;
 pub mod multipart;
+pub mod page;
 pub mod routes;
 
 use std::convert::Infallible;
@@ -21,7 +22,7 @@ use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::ledger::Ledger;
 use crate::tasks::TaskStore;
@@ -38,6 +39,12 @@ pub struct AppState {
     pub pool: Arc<Pool>,
     /// Largest accepted image, bytes.
     pub max_upload: u64,
+    /// What one upload may cost to decode, pages included (checked before queueing).
+    pub doc_limits: crate::ocr::Limits,
+    /// Long-polls (`?wait=`) that may wait at once; beyond, a poll answers at once.
+    pub waiters: Semaphore,
+    /// Woken at shutdown, so long-polls answer instead of holding the grace period.
+    pub stopping: Notify,
     shutting_down: AtomicBool,
 }
 
@@ -47,12 +54,16 @@ impl AppState {
         tasks: Arc<TaskStore>,
         pool: Arc<Pool>,
         max_upload: u64,
+        doc_limits: crate::ocr::Limits,
     ) -> Self {
         AppState {
             ledger,
             tasks,
             pool,
             max_upload,
+            doc_limits,
+            waiters: Semaphore::new(MAX_WAITERS),
+            stopping: Notify::new(),
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -62,6 +73,10 @@ impl AppState {
         self.shutting_down.load(Ordering::SeqCst)
     }
 }
+
+/// Long-polls waiting at once. Each holds a connection (and nothing else: no worker, no thread),
+/// so this is a share of `--max-connections`' default (512) that leaves room for uploads.
+const MAX_WAITERS: usize = 256;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -146,6 +161,7 @@ pub async fn serve(
 
     tracing::info!("shutting down: no longer accepting connections");
     state.shutting_down.store(true, Ordering::SeqCst);
+    state.stopping.notify_waiters();
     drop(listener);
     let _ = stop_tx.send(());
     // Every connection holds a slot; when all slots are back, all connections are closed.

@@ -1,16 +1,21 @@
-//! The three endpoints of the API spec. Routing is a `match` on method and path.
+//! The three endpoints of the API spec, with their opt-in additions (documents of several
+//! pages, `details=1`, `wait=N`, the `X-API-Key` header), and the web page at `/`. Routing is a
+//! `match` on method and path.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::error::{failure_detail, ApiError};
-use super::{json, multipart, AppState, Response};
+use super::{json, multipart, page, AppState, Response};
 use crate::ledger::{unix_now, KeyHash, KeyInfo, Ledger, LedgerError, Reservation};
-use crate::tasks::TaskState;
+use crate::ocr::Document;
+use crate::tasks::{TaskState, TaskView};
 use crate::workers::{Job, SubmitError};
 
 /// Dispatches one request.
@@ -21,13 +26,19 @@ pub async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Result<Respo
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let api = api_param(&req);
+    let query = req.uri().query().map(str::to_owned);
     // Nothing else reads a body; drain any (bounded) so the answer is not lost to a reset.
     multipart::discard(req, DISCARD_CAP).await;
     match (method, path.as_str()) {
+        (Method::GET, "/" | "/index.html") => Ok(page::response()),
+        (_, "/" | "/index.html") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         (Method::GET, "/api/balance") => balance(&state, api).await,
         (_, "/api/balance") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         (_, "/api/ocr/solve") => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        (Method::GET, p) if p.starts_with(RESULT) => result(&state, api, &p[RESULT.len()..]).await,
+        (Method::GET, p) if p.starts_with(RESULT) => {
+            let opts = ResultOptions::parse(query.as_deref())?;
+            result(&state, api, &p[RESULT.len()..], opts).await
+        }
         (_, p) if p.starts_with(RESULT) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         _ => Err(ApiError::NoRoute),
     }
@@ -41,9 +52,58 @@ const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Most body bytes read from a request that should not have one.
 const DISCARD_CAP: u64 = 1 << 20;
 
-/// The `api` query parameter, percent-decoded.
+/// The caller's key: the spec's `api` query parameter (percent-decoded), or else the
+/// `X-API-Key` header, which the web page uses so the key never appears in a URL (and so in no
+/// access log or proxy log).
 fn api_param(req: &Request<Incoming>) -> Option<String> {
-    query_param(req.uri().query(), "api")
+    query_param(req.uri().query(), "api").or_else(|| {
+        req.headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    })
+}
+
+/// Longest long-poll, seconds (larger `wait` values are clamped): below common proxy and
+/// client read timeouts (30–60 s).
+const MAX_WAIT_S: u64 = 25;
+
+/// The opt-in parameters of the result endpoint.
+#[derive(Debug, Default, PartialEq)]
+struct ResultOptions {
+    /// `wait=N`: answer when the task ends, or after N seconds (at most [`MAX_WAIT_S`]).
+    wait: Duration,
+    /// `details=1`: add each page's size and lines (text, confidence, box).
+    details: bool,
+}
+
+impl ResultOptions {
+    fn parse(query: Option<&str>) -> Result<ResultOptions, ApiError> {
+        let wait = match query_param(query, "wait") {
+            None => Duration::ZERO,
+            Some(v) => {
+                let secs: f64 = v
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| *s >= 0.0)
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!("wait must be a number of seconds, got {v:?}"))
+                    })?;
+                Duration::from_secs_f64(secs.min(MAX_WAIT_S as f64))
+            }
+        };
+        let details = match query_param(query, "details").as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true" | "") => true,
+            Some(v) => {
+                return Err(ApiError::BadRequest(format!(
+                    "details must be 1 or 0, got {v:?}"
+                )))
+            }
+        };
+        Ok(ResultOptions { wait, details })
+    }
 }
 
 /// The first value of query parameter `name`, percent-decoded (`+` is a space).
@@ -132,9 +192,12 @@ async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, Api
             return Err(e);
         }
     };
-    let image = multipart::read_image(req, state.max_upload).await?;
-    // Sniff the bytes (never the file name) so non-images are refused now, not after queueing.
-    crate::ocr::decode::sniff(&image)?;
+    let (image, reservation) = count_pages(
+        state,
+        multipart::read_image(req, state.max_upload).await?,
+        reservation,
+    )
+    .await?;
     if state.is_shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
@@ -170,22 +233,56 @@ async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, Api
     ))
 }
 
-async fn result(state: &AppState, api: Option<String>, raw_id: &str) -> Result<Response, ApiError> {
+/// Sniffs the upload (never the file name) and counts its pages, so a non-image, a broken
+/// document or one of too many pages is refused now rather than after queueing, and holds one
+/// credit per page: a key with fewer credits than pages gets 402 and nothing is charged.
+async fn count_pages(
+    state: &AppState,
+    image: Bytes,
+    mut reservation: Reservation,
+) -> Result<(Bytes, Reservation), ApiError> {
+    let limits = state.doc_limits;
+    // Off the runtime: opening a PDF parses its cross-reference table and page tree.
+    tokio::task::spawn_blocking(move || {
+        let pages = Document::open(&image, &limits)?.pages() as u64;
+        reservation.extend_to(pages)?;
+        Ok::<_, ApiError>((image, reservation))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("page count: {e}")))?
+}
+
+async fn result(
+    state: &AppState,
+    api: Option<String>,
+    raw_id: &str,
+    opts: ResultOptions,
+) -> Result<Response, ApiError> {
     // A missing key is fine: the unguessable task id is itself the capability to read the result.
     let caller = authenticate_optional(state, api)
         .await?
         .map(|(hash, _)| hash);
     let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::TaskNotFound)?;
-    let task = state.tasks.get(&id).ok_or(ApiError::TaskNotFound)?;
-    if caller.is_some_and(|c| c != task.owner) {
-        // Same answer as an unknown id: do not confirm that someone else's task exists.
-        return Err(ApiError::TaskNotFound);
+    let visible = |task: Option<TaskView>| match task {
+        // Someone else's task gets the same answer as an unknown id: do not confirm it exists.
+        Some(t) if caller.is_none_or(|c| c == t.owner) => Ok(t),
+        _ => Err(ApiError::TaskNotFound),
+    };
+    let mut task = visible(state.tasks.get(&id))?;
+    if !opts.wait.is_zero() && in_process(&task.state) {
+        task = visible(wait_for_end(state, &id, task, opts.wait).await)?;
     }
     let solves = solves_of(state, task.owner).await?;
-    let (status, result, time) = match task.state {
-        TaskState::InProcess | TaskState::Finishing => ("ok", "in_process".to_string(), None),
-        TaskState::Done { text, seconds } => ("ok", text, Some(seconds)),
-        TaskState::Failed { reason, seconds } => ("fail", failure_detail(&reason), Some(seconds)),
+    let (status, result, time, pages) = match task.state {
+        TaskState::InProcess | TaskState::Finishing => ("ok", "in_process".to_string(), None, None),
+        TaskState::Done {
+            text,
+            pages,
+            seconds,
+        } => ("ok", text, Some(seconds), opts.details.then_some(pages)),
+        TaskState::Failed { reason, seconds } => {
+            ("fail", failure_detail(&reason), Some(seconds), None)
+        }
     };
     Ok(json::response(
         StatusCode::OK,
@@ -195,13 +292,66 @@ async fn result(state: &AppState, api: Option<String>, raw_id: &str) -> Result<R
             task_id: id.to_string(),
             time,
             solves,
+            pages,
         },
     ))
 }
 
+fn in_process(state: &TaskState) -> bool {
+    matches!(state, TaskState::InProcess | TaskState::Finishing)
+}
+
+/// Long-poll: waits (on the runtime, holding no worker and no thread) until the task ends,
+/// `wait` passes, or the server stops; then reads the task again (`None`: it expired). When
+/// [`super::MAX_WAITERS`] polls already wait, answers at once.
+async fn wait_for_end(
+    state: &AppState,
+    id: &Uuid,
+    task: TaskView,
+    wait: Duration,
+) -> Option<TaskView> {
+    let Ok(_slot) = state.waiters.try_acquire() else {
+        return Some(task);
+    };
+    let deadline = Instant::now() + wait;
+    let ended = task.ended.notified();
+    let stopping = state.stopping.notified();
+    tokio::pin!(ended, stopping);
+    // Registered before the state is read again, so an end in between is not missed.
+    ended.as_mut().enable();
+    stopping.as_mut().enable();
+    let now = state.tasks.get(id)?;
+    if !in_process(&now.state) || state.is_shutting_down() {
+        return Some(now);
+    }
+    tokio::select! {
+        () = ended => {}
+        () = stopping => {}
+        () = tokio::time::sleep_until(deadline) => {}
+    }
+    state.tasks.get(id)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::query_param;
+    use super::{query_param, ResultOptions, MAX_WAIT_S};
+    use std::time::Duration;
+
+    #[test]
+    fn result_options_parse_clamp_and_refuse() {
+        let parse = |q| ResultOptions::parse(Some(q));
+        assert_eq!(parse("api=k").unwrap(), ResultOptions::default());
+        let o = parse("wait=2.5&details=1").unwrap();
+        assert_eq!((o.wait, o.details), (Duration::from_millis(2500), true));
+        assert_eq!(
+            parse("wait=3600").unwrap().wait,
+            Duration::from_secs(MAX_WAIT_S)
+        );
+        assert!(!parse("details=0").unwrap().details);
+        for bad in ["wait=-1", "wait=soon", "wait=NaN", "details=2"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn query_values_are_percent_decoded() {

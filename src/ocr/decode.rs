@@ -26,6 +26,8 @@ pub struct Limits {
     /// Decoded images with a longer side are downscaled to this right away: detection never looks
     /// at more than ~1000 px and recognition crops gain nothing past this.
     pub work_side: u32,
+    /// Most pages read from one document (PDF, multi-page TIFF).
+    pub max_pages: usize,
 }
 
 impl Default for Limits {
@@ -35,6 +37,7 @@ impl Default for Limits {
             max_side: 20_000,
             max_alloc: 512 << 20,
             work_side: 4096,
+            max_pages: 50,
         }
     }
 }
@@ -59,6 +62,8 @@ pub enum DecodeError {
     NoPixels,
     #[error("corrupt or truncated image: {0}")]
     Corrupt(String),
+    #[error("document has {pages} pages; at most {limit} are read per upload")]
+    TooManyPages { pages: usize, limit: usize },
 }
 
 /// Identifies an accepted format from the leading bytes (never from a file name).
@@ -76,6 +81,12 @@ pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, DecodeError> {
 
 /// Decodes, applies EXIF orientation, flattens alpha onto white and converts to 8-bit RGB.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RgbImage, DecodeError> {
+    decode_sized(bytes, limits).map(|(img, _)| img)
+}
+
+/// [`decode`], and the image's size as uploaded (after EXIF orientation, before the downscale
+/// to [`Limits::work_side`]).
+pub fn decode_sized(bytes: &[u8], limits: &Limits) -> Result<(RgbImage, (u32, u32)), DecodeError> {
     let format = sniff(bytes)?;
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         // The JPEG decoder fills a cut-off scan with grey and reports success; reading (and
@@ -127,7 +138,8 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RgbImage, DecodeError> {
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
-    Ok(shrink(flatten(img), limits.work_side))
+    let size = (img.width(), img.height());
+    Ok((shrink(flatten(img), limits.work_side), size))
 }
 
 /// Whether an end-of-image marker follows the last start-of-scan marker (an embedded EXIF
@@ -156,7 +168,7 @@ fn map_err(e: image::ImageError) -> DecodeError {
 /// Scales the image down so its long side is at most `side`. fast_image_resize works on the
 /// 8-bit pixels with an 8-bit intermediate (about `side × height × 3` bytes), where the image
 /// crate's resize holds `width × side` pixels as four f32 each: ~460 MB for a 7000×7000 page.
-fn shrink(img: RgbImage, side: u32) -> RgbImage {
+pub(super) fn shrink(img: RgbImage, side: u32) -> RgbImage {
     use fast_image_resize::{
         images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
     };

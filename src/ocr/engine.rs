@@ -1,6 +1,7 @@
 //! Wires the stages: decode → detect → crop → orient → recognise → filter → layout.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use image::RgbImage;
@@ -9,11 +10,12 @@ use super::classify::{self, upside_down};
 use super::crop::crop_quad;
 use super::ctc::{mostly_latin, Charset, Reading};
 use super::detect::{self, detect, DetParams};
+use super::document::{Decoded, Document};
 use super::geometry::Quad;
 use super::models::{Detector, Model, ModelFiles};
 use super::preprocess::rotate180;
 use super::recognize::{self, recognize};
-use super::{decode, layout, orient, Limits, Line, OcrError, Page, Timings};
+use super::{layout, orient, Limits, Line, OcrError, Page, Timings};
 
 /// Lines whose recognition confidence is below this are dropped (the reference's value).
 const DROP_SCORE: f32 = 0.5;
@@ -21,11 +23,15 @@ const DROP_SCORE: f32 = 0.5;
 const WHOLE_LINE_SCORE: f32 = 0.3;
 
 /// Bytes of plans each model may keep (`models::plan_bytes`); the least recently used shapes
-/// are rebuilt (~0.1–0.3 s) when needed again: 2–8 detector plans (small det: 10 MB of weights
-/// + 16 B per input element, 54 MB at 960²) and 5 recogniser plans (21–24 MB each).
-const DET_PLAN_BYTES: usize = 96 << 20;
+/// are rebuilt (~0.1–0.3 s) when needed again. Chosen for memory: a mixed soak with 2 workers
+/// starts at 107 MiB (models parsed), and keeping only the newest plan of each model already
+/// peaked at 289 MiB (two images' activations in flight). The detector keeps one 960² plan
+/// (small det: 10 MB of weights + 16 B per input element, 54 MB) or a few smaller ones, the
+/// recogniser two widths (21–24 MB each; a page's lines are read width by width). Against
+/// 96 / 128 MiB: soak peak 336 vs 367 MiB (2 min), warm page +11 % (bench-speed.sh, 1 thread).
+const DET_PLAN_BYTES: usize = 56 << 20;
 const CLS_PLAN_BYTES: usize = 8 << 20;
-const REC_PLAN_BYTES: usize = 128 << 20;
+const REC_PLAN_BYTES: usize = 48 << 20;
 
 /// The OCR engine. Share one `Arc<Engine>` across worker threads: the models and their plan
 /// caches are read-only apart from the cache itself, which is behind a lock.
@@ -35,6 +41,10 @@ pub struct Engine {
     rec: Model,
     charset: Charset,
     det_params: DetParams,
+    /// One detection at a time across the workers: a 960² detection holds tens of MiB of
+    /// activations, and detection is ~15 % of a page's time, so two at once cost memory
+    /// (the soak's peak) for little throughput.
+    det_gate: Mutex<()>,
     threads: usize,
 }
 
@@ -52,6 +62,7 @@ impl Engine {
             rec: Model::load("rec", &files.rec, REC_PLAN_BYTES)?,
             charset: Charset::new(&files.dict),
             det_params: DetParams::of(files.detector),
+            det_gate: Mutex::new(()),
             threads: 1,
         })
     }
@@ -63,21 +74,38 @@ impl Engine {
         self
     }
 
-    /// Decodes `bytes` (within `limits`) and reads its text.
-    pub fn recognize_bytes(&self, bytes: &[u8], limits: &Limits) -> Result<Page, OcrError> {
+    /// Reads every page of `bytes`: an image, or a PDF or multi-page TIFF (within `limits`),
+    /// decoding one page at a time so a long document never holds all its pages. Line boxes
+    /// are in pixels of each page as uploaded.
+    pub fn recognize_bytes(&self, bytes: &[u8], limits: &Limits) -> Result<Vec<Page>, OcrError> {
         let t = Instant::now();
-        let img = decode::decode(bytes, limits)?;
-        let decode_time = t.elapsed();
-        let mut page = self.recognize(&img)?;
-        page.timings.decode = decode_time;
-        Ok(page)
+        let doc = Document::open(bytes, limits)?;
+        let mut open_time = t.elapsed();
+        let mut pages = Vec::with_capacity(doc.pages());
+        for i in 0..doc.pages() {
+            let t = Instant::now();
+            let Decoded {
+                image,
+                width,
+                height,
+            } = doc.page(i)?;
+            let decode_time = t.elapsed() + std::mem::take(&mut open_time);
+            let mut page = self.recognize(&image)?;
+            page.timings.decode = decode_time;
+            page.scale_to(width, height);
+            pages.push(page);
+        }
+        Ok(pages)
     }
 
     /// Reads the text of an upright-or-upside-down RGB image.
     pub fn recognize(&self, img: &RgbImage) -> Result<Page, OcrError> {
         let mut timings = Timings::default();
         let t = Instant::now();
-        let quads = detect(&self.det, img, &self.det_params)?;
+        let quads = {
+            let _one = self.det_gate.lock().unwrap_or_else(|p| p.into_inner());
+            detect(&self.det, img, &self.det_params)?
+        };
         timings.detect = t.elapsed();
 
         let t = Instant::now();
@@ -95,8 +123,7 @@ impl Engine {
         timings.classify = t.elapsed();
 
         let t = Instant::now();
-        let mut readings =
-            self.par_map(&crops, |c| recognize(&self.rec, &self.charset, c, false))?;
+        let mut readings = self.read_lines(&crops)?;
         // A page that reads as Latin script has no CJK either: its lines (a lone `二` for an
         // `=` on a receipt) are read again with the Latin mask.
         let (foreign, letters) = readings.iter().fold((0, 0), |(f, l), r| {
@@ -165,6 +192,22 @@ impl Engine {
     fn better_reading(&self, line: &RgbImage, reading: Reading) -> Result<Reading, OcrError> {
         let turned = recognize(&self.rec, &self.charset, &rotate180(line), false)?;
         Ok(orient::better(reading, turned))
+    }
+
+    /// Recognises `crops`, in the order of their plan widths so that a page's lines need each
+    /// recogniser plan once (the cache keeps few: `REC_PLAN_BYTES`); readings come back in the
+    /// crops' order.
+    fn read_lines(&self, crops: &[RgbImage]) -> Result<Vec<Reading>, OcrError> {
+        let mut order: Vec<usize> = (0..crops.len()).collect();
+        order.sort_by_key(|&i| recognize::bucket(&crops[i]));
+        let sorted = self.par_map(&order, |&i| {
+            recognize(&self.rec, &self.charset, &crops[i], false)
+        })?;
+        let mut readings: Vec<Option<Reading>> = (0..crops.len()).map(|_| None).collect();
+        for (i, r) in order.into_iter().zip(sorted) {
+            readings[i] = Some(r);
+        }
+        Ok(readings.into_iter().flatten().collect())
     }
 
     /// Maps `f` over `items` on up to `self.threads` threads, keeping order.
@@ -242,6 +285,8 @@ fn assemble(found: Vec<Line>, turned: bool, img: &RgbImage) -> Page {
     Page {
         text: text_lines.join("\n"),
         lines,
+        width: w,
+        height: h,
         timings: Timings::default(),
     }
 }

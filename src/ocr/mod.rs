@@ -8,6 +8,9 @@ mod crop;
 mod ctc;
 pub mod decode;
 mod detect;
+/// Documents of one or more pages (images, PDF, multi-page TIFF), decoded a page at a time.
+pub mod document;
+
 mod engine;
 mod geometry;
 mod layout;
@@ -34,7 +37,7 @@ pub enum OcrError {
 }
 
 /// One recognised text line.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Line {
     /// The recognised text.
     pub text: String,
@@ -46,7 +49,7 @@ pub struct Line {
 }
 
 /// Where the time went, per stage.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Timings {
     pub decode: Duration,
     pub detect: Duration,
@@ -54,15 +57,47 @@ pub struct Timings {
     pub recognize: Duration,
 }
 
-/// The result for one image.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+/// The result for one image (one page of a document).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Page {
     /// Lines in reading order; `text` is these joined (same visual line by a space, lines by `\n`).
+    #[serde(skip)]
     pub text: String,
+    /// The page's size in pixels: as uploaded once read through [`Engine::recognize_bytes`].
+    pub width: u32,
+    pub height: u32,
+    /// Boxes in the same pixels as `width` × `height`.
     pub lines: Vec<Line>,
     #[serde(skip)]
     pub timings: Timings,
 }
 
+impl Page {
+    /// Gives the boxes in pixels of a `width` × `height` page (the size it was uploaded at,
+    /// before the decoder's downscale to [`Limits::work_side`]).
+    pub fn scale_to(&mut self, width: u32, height: u32) {
+        let sx = width as f32 / self.width.max(1) as f32;
+        let sy = height as f32 / self.height.max(1) as f32;
+        for line in &mut self.lines {
+            for p in &mut line.quad {
+                p[0] = (p[0] * sx).round();
+                p[1] = (p[1] * sy).round();
+            }
+        }
+        self.width = width;
+        self.height = height;
+    }
+}
+
+/// The text of a document: its pages' texts in order, joined by a form feed (as Tesseract does).
+pub fn document_text(pages: &[Page]) -> String {
+    pages
+        .iter()
+        .map(|p| p.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\u{c}")
+}
+
+pub use document::{Decoded, Document};
 pub use engine::{model_inputs, Engine};
 pub use models::{Detector, ModelFiles};

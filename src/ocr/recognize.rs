@@ -27,12 +27,26 @@ pub(super) struct Input {
     pub strip: RgbImage,
 }
 
-/// The line resized to height [`H`] at its aspect ratio, padded right to its width bucket.
-pub(super) fn input(line: &RgbImage) -> Input {
+/// The strip width of `line` at height [`H`], and the bucket (plan width) it is padded to.
+fn widths(line: &RgbImage) -> (usize, usize) {
     let (w, h) = line.dimensions();
     let max = BUCKETS[BUCKETS.len() - 1];
     let rw = strip_width(w, h, H, max);
-    let bw = BUCKETS.iter().copied().find(|&b| b >= rw).unwrap_or(max);
+    (
+        rw,
+        BUCKETS.iter().copied().find(|&b| b >= rw).unwrap_or(max),
+    )
+}
+
+/// The plan width `line` is read at: lines read in this order reuse each plan while it is
+/// cached (see `engine`).
+pub(super) fn bucket(line: &RgbImage) -> usize {
+    widths(line).1
+}
+
+/// The line resized to height [`H`] at its aspect ratio, padded right to its width bucket.
+pub(super) fn input(line: &RgbImage) -> Input {
+    let (rw, bw) = widths(line);
     let strip = resize(line, rw as u32, H as u32);
     let data = to_tensor(&strip, H, bw, Norm::SYMMETRIC, [0.0; 3]);
     Input {
