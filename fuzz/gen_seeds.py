@@ -2,7 +2,7 @@
 """Writes the seed corpora of the fuzz targets (standard library only; nothing here is committed
 except this script): fuzz/corpus/decode/ and fuzz/corpus/multipart/.
 
-decode: the small images of tests/fixtures (at most 64 KiB, the -max_len used) plus tiny
+decode: the small images and documents of tests/fixtures (at most 64 KiB, the -max_len used) plus tiny
 hand-made images in every accepted format and the odd corners of each (alpha, palette,
 16-bit, grey, EXIF orientation, top-down BMP, a one-colour lossless WebP, sizes at the limits).
 
@@ -182,7 +182,8 @@ def decode_seeds():
     seeds = {}
     for name in sorted(os.listdir(FIXTURES)):
         path = os.path.join(FIXTURES, name)
-        if name.lower().endswith((".png", ".jpg")) and os.path.getsize(path) <= MAX_LEN:
+        # Documents too (PDF, multi-page TIFF): what scanners upload.
+        if name.lower().endswith((".png", ".jpg", ".pdf", ".tif")) and os.path.getsize(path) <= MAX_LEN:
             with open(path, "rb") as f:
                 seeds["fixture_" + name] = f.read()
     with open(os.path.join(FIXTURES, "line_055.jpg"), "rb") as f:

@@ -14,15 +14,17 @@
 //! exceeds the limit; 413 only when the body itself is over the limit; the same bytes give the
 //! same result whether they arrive in one chunk or many.
 //!
-//! `decode`: upload bytes → `sniff` (the 400 check before queueing) → `decode` with the
-//! server's limits (`Limits::default()`, what `ocrbox serve` uses) → the model inputs
-//! detection, classification and recognition build from the page (`ocr::model_inputs`, which
-//! calls each stage's own `input()`: exactly the tensors the engine feeds its models; no model
-//! runs, inference is far too slow to fuzz).
+//! `decode`: upload bytes (an image, a PDF, a multi-page TIFF) → `sniff` → `Document::open`
+//! with the server's limits (`Limits::default()`, what `ocrbox serve` uses: the 400/413 checks
+//! before queueing) → every `page(i)` → the model inputs detection, classification and
+//! recognition build from the page (`ocr::model_inputs`, which calls each stage's own
+//! `input()`: exactly the tensors the engine feeds its models; no model runs, inference is far
+//! too slow to fuzz).
 //!
-//! Invariants: no panic, no OOM, no hang; a decoded image has pixels, its sides within the
-//! working size and its area within the pixel limit; `decode` never accepts what `sniff`
-//! refuses; every tensor has the length of its shape and only finite values.
+//! Invariants: no panic, no OOM, no hang; a document has 1 to `max_pages` pages; a decoded page
+//! has pixels, its sides within the working size and its area within the pixel limit, and is
+//! no larger than its uploaded size; nothing `sniff` refuses is opened, and it fails the same
+//! way; every tensor has the length of its shape and only finite values.
 
 #![allow(dead_code)] // each includer uses part of it
 
@@ -32,7 +34,7 @@ use bytes::Bytes;
 use ocrbox::http::error::ApiError;
 use ocrbox::http::multipart::parse_image;
 use ocrbox::ocr::decode::{self, DecodeError};
-use ocrbox::ocr::Limits;
+use ocrbox::ocr::{Document, Limits};
 
 const IMAGE_LIMITS: [u64; 4] = [16, 256, 4096, 20 << 20];
 
@@ -133,14 +135,18 @@ pub fn multipart(data: &[u8]) -> Upload {
     got
 }
 
-/// Runs one `decode` fuzz input; panics when an invariant breaks. Returns the decoded size or
-/// the error shown to the client.
+/// Runs one `decode` fuzz input (an image, a PDF or a multi-page TIFF: everything an upload may
+/// be) through `Document`, page by page; panics when an invariant breaks. Returns the first
+/// page's decoded size or the error shown to the client.
 pub fn decode(data: &[u8]) -> Result<(u32, u32), DecodeError> {
     let limits = Limits::default();
     let sniffed = decode::sniff(data);
-    match decode::decode(data, &limits) {
-        Ok(img) => {
-            assert!(sniffed.is_ok(), "decoded what sniff refused");
+    let result = Document::open(data, &limits).and_then(|doc| {
+        assert!((1..=limits.max_pages).contains(&doc.pages()));
+        let mut first = None;
+        for i in 0..doc.pages() {
+            let page = doc.page(i)?;
+            let img = &page.image;
             let (w, h) = img.dimensions();
             assert!(w >= 1 && h >= 1, "empty image {w}x{h}");
             assert!(
@@ -148,23 +154,30 @@ pub fn decode(data: &[u8]) -> Result<(u32, u32), DecodeError> {
                 "{w}x{h} over the working size"
             );
             assert!(u64::from(w) * u64::from(h) <= limits.max_pixels);
+            assert!(
+                w <= page.width && h <= page.height,
+                "uploaded size below the decoded one"
+            );
+            assert!(page.width.max(page.height) <= limits.max_side);
             assert_eq!(img.as_raw().len(), w as usize * h as usize * 3);
             // The detector's input, 1 to 3 classifier windows, the strip upright and turned.
-            let shapes = ocrbox::ocr::model_inputs(&img);
+            let shapes = ocrbox::ocr::model_inputs(img);
             assert!((4..=6).contains(&shapes.len()), "{shapes:?}");
-            Ok((w, h))
+            first.get_or_insert((w, h));
         }
-        Err(e) => {
-            if let Err(s) = &sniffed {
-                assert_eq!(
-                    std::mem::discriminant(s),
-                    std::mem::discriminant(&e),
-                    "sniff said {s}, decode said {e}"
-                );
-            }
-            assert!(!matches!(e, DecodeError::Empty) || data.is_empty());
-            assert!(!e.to_string().is_empty());
-            Err(e)
-        }
+        Ok(first.expect("at least one page"))
+    });
+    if let Err(s) = &sniffed {
+        let e = result.as_ref().expect_err("opened what sniff refused");
+        assert_eq!(
+            std::mem::discriminant(s),
+            std::mem::discriminant(e),
+            "sniff said {s}, open said {e}"
+        );
     }
+    if let Err(e) = &result {
+        assert!(!matches!(e, DecodeError::Empty) || data.is_empty());
+        assert!(!e.to_string().is_empty());
+    }
+    result
 }

@@ -113,9 +113,13 @@ fn error_paths() {
     assert_eq!(s, 400);
     assert!(detail(&b).contains("image"), "{b}");
     // 400: not an image, whatever the file name says.
-    let (s, b) = submit(&c, &srv, &key, b"%PDF-1.7 definitely not a png".to_vec());
+    let (s, b) = submit(&c, &srv, &key, b"plain text, definitely not a png".to_vec());
     assert_eq!(s, 400);
     assert!(detail(&b).contains("not an image"), "{b}");
+    // 400: says it is a PDF, and is not one.
+    let (s, b) = submit(&c, &srv, &key, b"%PDF-1.7 definitely not a pdf".to_vec());
+    assert_eq!(s, 400);
+    assert!(detail(&b).contains("unreadable PDF"), "{b}");
     // 400: empty image.
     let (s, b) = submit(&c, &srv, &key, Vec::new());
     assert_eq!(s, 400, "{b}");

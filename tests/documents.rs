@@ -1,7 +1,8 @@
-//! Documents of several pages over real HTTP: a multi-page CCITT G4 TIFF, made by a real tool
-//! (tests/fixtures/SOURCES.md). Pages come back in order, joined by a form feed; each page costs
-//! one credit, counted before queueing; too few credits → 402 and nothing charged; more pages
-//! than `--max-pages` → 413.
+//! Documents of several pages over real HTTP: scanned PDFs (JPEG and CCITT G4 pages) and a
+//! multi-page G4 TIFF, made by real tools (tests/fixtures/SOURCES.md). Pages come back in order,
+//! joined by a form feed; each page costs one credit, counted before queueing; too few credits
+//! → 402 and nothing charged; more pages than `--max-pages` → 413; born-digital, encrypted and
+//! hostile PDFs → 400 with the reason.
 
 use ocrbox::accuracy::cer;
 
@@ -73,4 +74,87 @@ fn more_pages_than_max_pages_is_413_and_costs_nothing() {
     assert!(why.contains('3') && why.contains('2'), "{why}");
     assert_eq!(balance(&c, &srv, &key), (10, 0));
     srv.stop();
+}
+
+#[test]
+fn scanned_pdfs_are_read_and_other_pdfs_refused_with_the_reason() {
+    let dir = TempDir::new();
+    let srv = Server::start(&dir.db(), &["--workers", "1", "--task-ttl", "5m"]);
+    let key = add_key(&dir.db(), 3);
+    let c = client();
+
+    // Two JPEG pages (the second upside down), then one CCITT G4 page: 3 credits.
+    let done = read(&c, &srv, &key, fixture("two-pages.pdf"));
+    assert_eq!(done["status"], "ok", "{done}");
+    let pages: Vec<&str> = done["result"].as_str().unwrap().split('\u{c}').collect();
+    assert_eq!(pages.len(), 2, "{done}");
+    for (got, name) in pages.iter().zip(["page_0.png", "page_1.png"]) {
+        let e = cer(&label(name), got);
+        assert!(e < 0.05, "{name}: CER {e} for {got:?}");
+    }
+    let g4 = read(&c, &srv, &key, fixture("g4.pdf"));
+    assert_eq!(g4["status"], "ok", "{g4}");
+    let e = cer(&label("page_0.png"), g4["result"].as_str().unwrap());
+    assert!(e < 0.05, "G4 page: CER {e}");
+    assert_eq!(balance(&c, &srv, &key), (0, 3));
+
+    // Refused before queueing, with the reason, and nothing charged (the key has 0 left, so
+    // these are checked before credits would matter: a refused document never reaches 402).
+    let key = add_key(&dir.db(), 1);
+    let mut hostile = vec![
+        (
+            "born-digital.pdf",
+            fixture("born-digital.pdf"),
+            "not a scanned image",
+        ),
+        ("encrypted.pdf", fixture("encrypted.pdf"), "encrypted PDF"),
+        (
+            "truncated",
+            fixture("two-pages.pdf")[..5000].to_vec(),
+            "unreadable PDF",
+        ),
+    ];
+    let mut deep = b"%PDF-1.4\n1 0 obj\n".to_vec();
+    deep.extend(std::iter::repeat_n(b'[', 100_000));
+    hostile.push(("100 000 nested arrays", deep, "nested deeper"));
+    hostile.push(("100 000 x 100 000 image", huge_image_pdf(), "too large"));
+    for (what, doc, why) in hostile {
+        let (status, body) = submit(&c, &srv, &key, doc);
+        assert_eq!(status, 400, "{what}: {body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(why), "{what}: {detail}");
+    }
+    assert_eq!(balance(&c, &srv, &key), (1, 0));
+    srv.stop();
+}
+
+/// A well-formed one-page PDF whose image claims 100 000 × 100 000 pixels (a few bytes of data):
+/// the size must be refused from the dictionary, before any pixel is decoded.
+fn huge_image_pdf() -> Vec<u8> {
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1000000000 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /XObject << /Im0 4 0 R >> >> /Contents 5 0 R >>".to_string(),
+        "<< /Type /XObject /Subtype /Image /Width 100000 /Height 100000 /ColorSpace /DeviceGray /BitsPerComponent 8 /Length 4 >>\nstream\nabcd\nendstream".to_string(),
+        "<< /Length 28 >>\nstream\nq 612 0 0 792 0 0 cm /Im0 Do Q\nendstream".to_string(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{body}\nendobj\n", i + 1).bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for o in offsets {
+        out.extend(format!("{o:010} 00000 n \n").bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .bytes(),
+    );
+    out
 }

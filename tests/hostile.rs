@@ -329,6 +329,198 @@ fn bad_images_are_refused_and_never_charged() {
     check_secrets(&dir, &key);
 }
 
+/// Hostile documents: refused at upload (400, or 413 for too many pages) with the reason, fast,
+/// never charged, the server up; a Flate bomb behind a sane header is accepted and fails in its
+/// task with the reason, costing nothing.
+#[test]
+fn hostile_documents_are_refused_with_the_reason() {
+    let (_dir, srv, key) = start(&["--workers", "1"]);
+    let c = client();
+    let (before, _) = balance(&c, &srv, &key);
+    let two = fixture("two-pages.pdf");
+    // Neither the cross-reference table nor a scan for "N 0 obj" finds an object.
+    let mut broken = fixture("g4.pdf");
+    for i in 0..broken.len() {
+        if broken[i..].starts_with(b"obj") || broken[i..].starts_with(b"xref") {
+            broken[i] = b'#';
+        }
+    }
+    let mut deep = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /X ".to_vec();
+    deep.extend(std::iter::repeat_n(b'[', 100_000));
+    let refused: [(&str, Vec<u8>, u16, &str); 9] = [
+        (
+            "encrypted PDF",
+            fixture("encrypted.pdf"),
+            400,
+            "encrypted PDF",
+        ),
+        (
+            "born-digital PDF",
+            fixture("born-digital.pdf"),
+            400,
+            "has text or drawings",
+        ),
+        (
+            "10^9 pages in a cycle",
+            pdf_claiming_pages(),
+            400,
+            "loops back",
+        ),
+        ("100 000 nested arrays", deep, 400, "nested deeper"),
+        (
+            "100000x100000 image page",
+            image_page_pdf(100_000, &[0; 8]),
+            400,
+            "too large",
+        ),
+        ("broken xref, no objects", broken, 400, "unreadable PDF"),
+        (
+            "PDF cut in half",
+            two[..two.len() / 2].to_vec(),
+            400,
+            "unreadable PDF",
+        ),
+        (
+            "PDF header only",
+            b"%PDF-1.7\n".to_vec(),
+            400,
+            "unreadable PDF",
+        ),
+        (
+            "TIFF of 10 000 pages",
+            tiff_of(10_000),
+            413,
+            "at least 51 pages",
+        ),
+    ];
+    for (what, bytes, expected, why) in refused {
+        let t = Instant::now();
+        let (status, body, _) = submit_named(&c, &srv, &key, bytes, "doc.pdf");
+        eprintln!("{what}: {status} {body} in {:?}", t.elapsed());
+        assert_fail(what, status, &body, expected);
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(why), "{what}: {detail}");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{what}: {:?}",
+            t.elapsed()
+        );
+    }
+    // 100x100 grey claimed, 2 MiB of zeros inflated: found when the page is decoded.
+    let bomb = image_page_pdf(100, &zlib_stored(&vec![0; 2 << 20]));
+    expect_rejected(&c, &srv, &key, "Flate bomb", bomb, "bomb.pdf");
+    assert_balance(&c, &srv, &key, before, "hostile documents");
+    srv.stop();
+}
+
+/// A PDF of `objects` (numbered from 1, the first the catalog) with a correct xref table.
+fn pdf_of(objects: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n", i + 1).bytes());
+        out.extend(body);
+        out.extend(b"\nendobj\n");
+    }
+    let xref = out.len();
+    let n = objects.len() + 1;
+    out.extend(format!("xref\n0 {n}\n0000000000 65535 f \n").bytes());
+    for o in offsets {
+        out.extend(format!("{o:010} 00000 n \n").bytes());
+    }
+    out.extend(format!("trailer\n<< /Size {n} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").bytes());
+    out
+}
+
+/// A page tree whose root claims 10^9 pages and lists itself as its kids.
+fn pdf_claiming_pages() -> Vec<u8> {
+    pdf_of(&[
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count 1000000000 >>",
+            "2 0 R ".repeat(1000)
+        )
+        .into_bytes(),
+    ])
+}
+
+/// One page showing a `side`×`side` 8-bit grey image whose Flate data is `zlib`.
+fn image_page_pdf(side: u32, zlib: &[u8]) -> Vec<u8> {
+    let mut image = format!(
+        "<< /Type /XObject /Subtype /Image /Width {side} /Height {side} /ColorSpace /DeviceGray \
+         /BitsPerComponent 8 /Filter /FlateDecode /Length {} >>\nstream\n",
+        zlib.len()
+    )
+    .into_bytes();
+    image.extend(zlib);
+    image.extend(b"\nendstream");
+    let content = b"q 612 0 0 792 0 0 cm /Im0 Do Q";
+    let mut contents = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
+    contents.extend(content);
+    contents.extend(b"\nendstream");
+    pdf_of(&[
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] \
+          /Resources << /XObject << /Im0 4 0 R >> >> /Contents 5 0 R >>"
+            .to_vec(),
+        image,
+        contents,
+    ])
+}
+
+/// `data` as a zlib stream of stored (uncompressed) blocks: the test needs no compressor, and
+/// the bomb's point is its inflated size against the image's, not its ratio.
+fn zlib_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x78, 0x01];
+    let mut blocks = data.chunks(65_535).peekable();
+    while let Some(block) = blocks.next() {
+        out.push(u8::from(blocks.peek().is_none()));
+        let len = block.len() as u16;
+        out.extend(len.to_le_bytes());
+        out.extend((!len).to_le_bytes());
+        out.extend(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in data {
+        a = (a + u32::from(x)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    out.extend((b << 16 | a).to_be_bytes());
+    out
+}
+
+/// A little-endian TIFF of `n` 1×1 grey pages, each IFD chained to the next.
+fn tiff_of(n: usize) -> Vec<u8> {
+    let mut out = b"II*\0\x08\0\0\0".to_vec();
+    for i in 0..n {
+        let data = out.len() + 2 + 8 * 12 + 4;
+        // width, height, bits, no compression, black is zero, strip offset, rows, strip bytes
+        let entries: [(u16, u16, u32); 8] = [
+            (256, 3, 1),
+            (257, 3, 1),
+            (258, 3, 8),
+            (259, 3, 1),
+            (262, 3, 1),
+            (273, 4, data as u32),
+            (278, 3, 1),
+            (279, 4, 1),
+        ];
+        out.extend(8u16.to_le_bytes());
+        for (tag, kind, value) in entries {
+            out.extend(tag.to_le_bytes());
+            out.extend(kind.to_le_bytes());
+            out.extend(1u32.to_le_bytes());
+            out.extend(value.to_le_bytes());
+        }
+        let next = if i + 1 < n { data + 1 } else { 0 };
+        out.extend((next as u32).to_le_bytes());
+        out.push(200);
+    }
+    out
+}
+
 /// One upload of the hostile table: what it is, its bytes, the file name it is sent under.
 struct Case {
     what: &'static str,

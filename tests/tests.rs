@@ -12,7 +12,7 @@ mod admin;
 mod api;
 /// Credits: reserved at submit, charged once on success, never overspent.
 mod credits;
-/// Documents of several pages (multi-page TIFF): one credit per page, `\f` between pages, limits.
+/// Documents of several pages (scanned PDF, multi-page TIFF): one credit per page, `\f` between pages, limits.
 mod documents;
 /// Hostile clients: malformed and oversized uploads, slow clients, secrets in logs.
 mod hostile;

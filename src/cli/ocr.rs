@@ -12,8 +12,8 @@ use serde_json::json;
 /// Arguments of `ocrbox ocr`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Files to read: images (PNG, JPEG, BMP, TIFF, WebP, GIF) and multi-page TIFFs (pages
-    /// separated by a form feed).
+    /// Files to read: images (PNG, JPEG, BMP, TIFF, WebP, GIF), scanned PDFs and multi-page
+    /// TIFFs (pages separated by a form feed).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Print one JSON object per file (text, pages with their size and lines with confidence

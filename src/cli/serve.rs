@@ -49,7 +49,7 @@ pub struct Args {
     /// Largest accepted image upload (e.g. 20MiB, 500KB, 1048576).
     #[arg(long, env = "OCRBOX_MAX_UPLOAD", default_value = "20MiB", value_parser = super::parse_size)]
     pub max_upload: u64,
-    /// Most pages read from one multi-page TIFF upload; a longer document answers 413. Each page
+    /// Most pages read from one PDF or multi-page TIFF upload; a longer document answers 413. Each page
     /// costs one solve.
     #[arg(long, env = "OCRBOX_MAX_PAGES", default_value_t = 50)]
     pub max_pages: usize,

@@ -42,14 +42,19 @@ impl Default for Limits {
     }
 }
 
-/// Why an upload is not a usable image. Messages are shown to API clients.
+/// Why an upload is not a usable image or document. Messages are shown to API clients.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
     #[error("empty image")]
     Empty,
-    #[error("not an image (supported: PNG, JPEG, BMP, TIFF, WebP, GIF)")]
+    #[error(
+        "not an image or PDF (supported: PNG, JPEG, BMP, TIFF, WebP, GIF, and PDF of scanned pages)"
+    )]
     NotAnImage,
-    #[error("unsupported image format {0:?} (supported: PNG, JPEG, BMP, TIFF, WebP, GIF)")]
+    #[error(
+        "unsupported image format {0:?} (supported: PNG, JPEG, BMP, TIFF, WebP, GIF, and PDF of \
+         scanned pages)"
+    )]
     Unsupported(ImageFormat),
     #[error("image too large: {width}x{height} pixels (limit {limit} pixels, {side} per side)")]
     TooLarge {
@@ -62,24 +67,68 @@ pub enum DecodeError {
     NoPixels,
     #[error("corrupt or truncated image: {0}")]
     Corrupt(String),
-    #[error("document has {pages} pages; at most {limit} are read per upload")]
-    TooManyPages { pages: usize, limit: usize },
+    /// Pages are counted up to `limit + 1`: past that, `at_least` says `pages` is a lower bound
+    /// (a page tree may claim 10^9 pages; a TIFF may chain thousands of IFDs).
+    #[error(
+        "document has {}{pages} pages; at most {limit} are read per upload",
+        at_least_word(.at_least)
+    )]
+    TooManyPages {
+        pages: usize,
+        limit: usize,
+        at_least: bool,
+    },
+    /// A PDF whose structure cannot be read, or whose page image is stored in a way ocrbox does
+    /// not decode (the text says which page and what).
+    #[error("unreadable PDF: {0}")]
+    Pdf(String),
+    #[error("encrypted PDF: remove the password first")]
+    Encrypted,
+    /// `why` completes "page N of the PDF …", e.g. "has text or drawings, not a scanned image".
+    #[error("page {page} of the PDF {why}; ocrbox reads scanned pages only")]
+    NotScanned { page: usize, why: String },
 }
 
-/// Identifies an accepted format from the leading bytes (never from a file name).
-pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, DecodeError> {
+fn at_least_word(at_least: &bool) -> &'static str {
+    if *at_least {
+        "at least "
+    } else {
+        ""
+    }
+}
+
+/// What an upload is, from its leading bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One of the accepted image formats (a TIFF may hold several pages).
+    Image(ImageFormat),
+    Pdf,
+}
+
+/// Identifies an accepted format from the leading bytes (never from a file name). A PDF is
+/// recognised by `%PDF-` within its first 1024 bytes, where PDF readers look for it.
+pub fn sniff(bytes: &[u8]) -> Result<Kind, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
-    let format = image::guess_format(bytes).map_err(|_| DecodeError::NotAnImage)?;
-    if ACCEPTED.contains(&format) {
-        Ok(format)
-    } else {
-        Err(DecodeError::Unsupported(format))
+    if bytes.starts_with(b"%PDF-") {
+        return Ok(Kind::Pdf);
+    }
+    match image::guess_format(bytes) {
+        Ok(format) if ACCEPTED.contains(&format) => Ok(Kind::Image(format)),
+        _ if bytes[..bytes.len().min(1024)]
+            .windows(5)
+            .any(|w| w == b"%PDF-") =>
+        {
+            Ok(Kind::Pdf)
+        }
+        Ok(format) => Err(DecodeError::Unsupported(format)),
+        Err(_) => Err(DecodeError::NotAnImage),
     }
 }
 
 /// Decodes, applies EXIF orientation, flattens alpha onto white and converts to 8-bit RGB.
+/// Images only: a PDF is read page by page through [`super::Document`].
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RgbImage, DecodeError> {
     decode_sized(bytes, limits).map(|(img, _)| img)
 }
@@ -87,7 +136,33 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RgbImage, DecodeError> {
 /// [`decode`], and the image's size as uploaded (after EXIF orientation, before the downscale
 /// to [`Limits::work_side`]).
 pub fn decode_sized(bytes: &[u8], limits: &Limits) -> Result<(RgbImage, (u32, u32)), DecodeError> {
-    let format = sniff(bytes)?;
+    let format = match sniff(bytes)? {
+        Kind::Image(format) => format,
+        Kind::Pdf => {
+            return Err(DecodeError::Pdf(
+                "a PDF is a document: it is read page by page, not as one image".into(),
+            ))
+        }
+    };
+    let img = read(bytes, format, limits, true)?;
+    let size = (img.width(), img.height());
+    Ok((shrink(flatten(img), limits.work_side), size))
+}
+
+/// A JPEG as a PDF embeds it (`DCTDecode`): decoded within the limits like an uploaded one, but
+/// without EXIF orientation, which PDF readers ignore (a page is turned by its `/Rotate`).
+pub(super) fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, DecodeError> {
+    read(bytes, ImageFormat::Jpeg, limits, false)
+}
+
+/// Decodes `bytes` as `format` within the limits, checked from the header before any pixel is
+/// decoded; `orient` applies the EXIF orientation.
+fn read(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &Limits,
+    orient: bool,
+) -> Result<DynamicImage, DecodeError> {
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         // The JPEG decoder fills a cut-off scan with grey and reports success; reading (and
         // charging for) half a page is worse than saying the upload was incomplete.
@@ -118,6 +193,22 @@ pub fn decode_sized(bytes: &[u8], limits: &Limits) -> Result<(RgbImage, (u32, u3
         other => other.map_err(map_err)?,
     };
     let (width, height) = decoder.dimensions();
+    check_size(width, height, limits)?;
+    // A broken EXIF block must not fail an otherwise good image.
+    let orientation = if orient {
+        decoder.orientation().ok()
+    } else {
+        None
+    };
+    let mut img = DynamicImage::from_decoder(decoder).map_err(map_err)?;
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+    }
+    Ok(img)
+}
+
+/// Refuses an empty image, or one over the pixel or side limits, from its stated size.
+pub(super) fn check_size(width: u32, height: u32, limits: &Limits) -> Result<(), DecodeError> {
     if width == 0 || height == 0 {
         return Err(DecodeError::NoPixels);
     }
@@ -132,14 +223,7 @@ pub fn decode_sized(bytes: &[u8], limits: &Limits) -> Result<(RgbImage, (u32, u3
             side: limits.max_side,
         });
     }
-    // A broken EXIF block must not fail an otherwise good image.
-    let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(map_err)?;
-    if let Some(o) = orientation {
-        img.apply_orientation(o);
-    }
-    let size = (img.width(), img.height());
-    Ok((shrink(flatten(img), limits.work_side), size))
+    Ok(())
 }
 
 /// Whether an end-of-image marker follows the last start-of-scan marker (an embedded EXIF
@@ -195,7 +279,7 @@ pub(super) fn shrink(img: RgbImage, side: u32) -> RgbImage {
 
 /// Transparent pixels become white: text is usually dark on a transparent background, and
 /// dropping alpha would leave it dark on black.
-fn flatten(img: DynamicImage) -> RgbImage {
+pub(super) fn flatten(img: DynamicImage) -> RgbImage {
     if !img.color().has_alpha() {
         return img.into_rgb8();
     }
@@ -228,6 +312,20 @@ mod tests {
         assert!(matches!(
             sniff(b"hello world, not an image"),
             Err(DecodeError::NotAnImage)
+        ));
+    }
+
+    #[test]
+    fn pdf_is_sniffed_within_its_first_kilobyte() {
+        assert_eq!(sniff(b"%PDF-1.7\n..."), Ok(Kind::Pdf));
+        let mut junk = vec![b' '; 1000];
+        junk.extend_from_slice(b"%PDF-1.4");
+        assert_eq!(sniff(&junk), Ok(Kind::Pdf));
+        junk.splice(0..0, [b' '; 100]);
+        assert_eq!(sniff(&junk), Err(DecodeError::NotAnImage));
+        assert!(matches!(
+            decode(b"%PDF-1.7", &Limits::default()),
+            Err(DecodeError::Pdf(_))
         ));
     }
 
