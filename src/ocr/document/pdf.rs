@@ -164,16 +164,7 @@ impl Pdf {
             .get(i)
             .ok_or_else(|| pdf_err(format!("it has no page {}", i + 1)))?;
         let n = i + 1;
-        let stream = self
-            .doc
-            .get_object(page.id)
-            .and_then(Object::as_stream)
-            .map_err(|e| {
-                pdf_err(format!(
-                    "page {n}: its image is unreadable: {}",
-                    describe(&e)
-                ))
-            })?;
+        let stream = image_stream(&self.doc, page.id, n)?;
         let img = decode_image(stream, &page.plan, n, limits)?;
         let (w, h) = img.dimensions();
         let img = page.turn.apply(shrink(img, limits.work_side));
@@ -182,6 +173,16 @@ impl Pdf {
 }
 
 /// lopdf's error, in words a client can read.
+/// The image XObject `id` of page `n`, or why it cannot be read.
+fn image_stream(doc: &lopdf::Document, id: ObjectId, n: usize) -> Result<&Stream, DecodeError> {
+    doc.get_object(id).and_then(Object::as_stream).map_err(|e| {
+        pdf_err(format!(
+            "page {n}: its image is unreadable: {}",
+            describe(&e)
+        ))
+    })
+}
+
 fn describe(e: &lopdf::Error) -> String {
     match e {
         lopdf::Error::Parse(_) | lopdf::Error::Xref(_) | lopdf::Error::InvalidOffset(_) => {
@@ -419,15 +420,7 @@ fn check_page(
             why: "has no image, so nothing scanned to read".into(),
         });
     };
-    let stream = doc
-        .get_object(id)
-        .and_then(Object::as_stream)
-        .map_err(|e| {
-            pdf_err(format!(
-                "page {n}: its image is unreadable: {}",
-                describe(&e)
-            ))
-        })?;
+    let stream = image_stream(doc, id, n)?;
     let plan = plan(doc, &stream.dict, leaf.resources, n, limits)?;
     Ok(PageImage {
         id,
