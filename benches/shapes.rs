@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use ocrbox::ocr::models::{Model, ModelFiles};
+use ocrbox::ocr::models::{Model, ModelFiles, Shapes};
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -55,13 +55,23 @@ fn main() {
     let files = ModelFiles::embedded(Default::default());
     println!("model\theight\twidth\tbuild_ms\trun_ms\trss_mib");
     if want("rec") {
-        let rec = Model::load("rec", &files.rec, usize::MAX).expect("rec model");
-        for w in (320..=1280).step_by(80).chain([1600, 2048, 2560, 3200]) {
+        let rec = Model::load(
+            "rec",
+            &files.rec,
+            Shapes::FreeWidth { height: 48 },
+            usize::MAX,
+        )
+        .expect("rec model");
+        for w in [96, 160, 240]
+            .into_iter()
+            .chain((320..=1280).step_by(80))
+            .chain([1600, 2048, 2560, 3200])
+        {
             measure(&rec, "rec", 48, w, runs);
         }
     }
     if want("det") {
-        let det = Model::load("det", &files.det, usize::MAX).expect("det model");
+        let det = Model::load("det", &files.det, Shapes::Each, usize::MAX).expect("det model");
         for (h, w) in [
             (128, 384),
             (256, 256),

@@ -12,7 +12,7 @@ use super::ctc::{mostly_latin, Charset, Reading};
 use super::detect::{self, detect, DetParams};
 use super::document::{Decoded, Document};
 use super::geometry::Quad;
-use super::models::{Detector, Model, ModelFiles};
+use super::models::{Detector, Model, ModelFiles, Shapes};
 use super::preprocess::rotate180;
 use super::recognize::{self, recognize};
 use super::{layout, orient, Limits, Line, OcrError, Page, Timings};
@@ -23,7 +23,7 @@ const DROP_SCORE: f32 = 0.5;
 const WHOLE_LINE_SCORE: f32 = 0.3;
 
 /// Bytes of plans each model may keep (`models::plan_bytes`); the least recently used shapes
-/// are rebuilt (~0.1–0.3 s) when needed again. Chosen for memory: a mixed soak with 2 workers
+/// are rebuilt when needed again (detector ~0.25–0.3 s, recogniser ~0.05–0.09 s). Chosen for memory: a mixed soak with 2 workers
 /// starts at 107 MiB (models parsed), and keeping only the newest plan of each model already
 /// peaked at 289 MiB (two images' activations in flight). The detector keeps one 960² plan
 /// (small det: 10 MB of weights + 16 B per input element, 54 MB) or a few smaller ones, the
@@ -57,9 +57,9 @@ impl Engine {
     /// Loads models from the given files (e.g. `ModelFiles::from_dir`).
     pub fn from_files(files: &ModelFiles) -> Result<Engine, OcrError> {
         Ok(Engine {
-            det: Model::load("det", &files.det, DET_PLAN_BYTES)?,
-            cls: Model::load("cls", &files.cls, CLS_PLAN_BYTES)?,
-            rec: Model::load("rec", &files.rec, REC_PLAN_BYTES)?,
+            det: Model::load("det", &files.det, Shapes::Each, DET_PLAN_BYTES)?,
+            cls: Model::load("cls", &files.cls, Shapes::Each, CLS_PLAN_BYTES)?,
+            rec: Model::load("rec", &files.rec, recognize::SHAPES, REC_PLAN_BYTES)?,
             charset: Charset::new(&files.dict),
             det_params: DetParams::of(files.detector),
             det_gate: Mutex::new(()),
@@ -102,10 +102,15 @@ impl Engine {
     pub fn recognize(&self, img: &RgbImage) -> Result<Page, OcrError> {
         let mut timings = Timings::default();
         let t = Instant::now();
-        let quads = {
+        let quads = std::thread::scope(|s| {
+            // The first image: the recogniser's width-free graph (~0.4 s) is made beside
+            // detection rather than after it.
+            if self.rec.unprepared() {
+                s.spawn(|| self.rec.prepare());
+            }
             let _one = self.det_gate.lock().unwrap_or_else(|p| p.into_inner());
-            detect(&self.det, img, &self.det_params)?
-        };
+            detect(&self.det, img, &self.det_params)
+        })?;
         timings.detect = t.elapsed();
 
         let t = Instant::now();

@@ -1,15 +1,23 @@
 //! Model loading and the per-shape plan cache.
 //!
-//! tract cannot analyse these exports with symbolic height/width (detection fails, recognition
-//! runs ~4× slower), so every distinct input shape needs its own optimised plan (~100 ms to
-//! build). Callers pad inputs to a few bucket shapes; plans are built lazily on first use, kept
-//! in an LRU bounded by bytes, and shared by all threads (`SimplePlan::run` takes `&self`).
+//! tract cannot run these exports with symbolic height/width (detection fails to analyse,
+//! recognition runs ~4× slower), so every distinct input shape needs its own optimised plan.
+//! Callers pad inputs to a few bucket shapes; plans are built lazily on first use, kept in an
+//! LRU bounded by bytes, and shared by all threads (`SimplePlan::run` takes `&self`).
+//!
+//! Most of a plan's build is analysis and decluttering (recogniser at 48×320: 170–230 ms of
+//! ~280 ms; optimising 55–90 ms). Models whose height is fixed ([`Shapes::FreeWidth`]) are
+//! therefore analysed and decluttered once with the width left symbolic, and each plan only
+//! substitutes its width, declutters what became constant and optimises: ~50 ms, running as
+//! fast as a plan analysed at that width (`examples/plantime.rs`). The detector cannot be
+//! analysed that way (tract cannot prove `(H+31)/32·8 == 4·(2·(H+31)/32)`), so it keeps the
+//! per-shape analysis.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Cursor;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tract_onnx::prelude::*;
 
@@ -99,10 +107,34 @@ impl ModelFiles {
 
 type Plan = Arc<TypedRunnableModel>;
 
+/// How a model's per-shape plans are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shapes {
+    /// Each plan analysed from the parsed graph at its shape (the detector).
+    Each,
+    /// The height is always `height`: the graph is analysed and decluttered once with a
+    /// symbolic width, on first use, and each plan starts from that (5× faster builds).
+    FreeWidth {
+        /// The input height every plan has.
+        height: usize,
+    },
+}
+
+/// The graph typed and decluttered once with a symbolic input width.
+struct WidthFree {
+    model: TypedModel,
+    width: Symbol,
+}
+
 /// One ONNX model and its optimised plans, one per input shape.
 pub struct Model {
     name: &'static str,
     graph: InferenceModel,
+    shapes: Shapes,
+    /// Made on the first plan of a [`Shapes::FreeWidth`] model (~350 ms, so not at load: a
+    /// process that reads one line would not earn it back); an error here falls back to
+    /// per-shape analysis.
+    width_free: OnceLock<Option<WidthFree>>,
     /// Size of the ONNX file: what each plan's packed weights cost, about.
     weights: usize,
     cache: Mutex<Lru>,
@@ -167,7 +199,12 @@ impl Model {
     /// Value infos are ignored: the PP-OCRv6 exports declare symbolic output dims that tract
     /// 0.23.9 cannot unify with the concrete shapes it infers ("Impossible to unify Sym(..)
     /// with Val(1)"); the input fact set per plan is all it needs.
-    pub fn load(name: &'static str, bytes: &[u8], budget: usize) -> Result<Model, OcrError> {
+    pub fn load(
+        name: &'static str,
+        bytes: &[u8],
+        shapes: Shapes,
+        budget: usize,
+    ) -> Result<Model, OcrError> {
         let graph = tract_onnx::onnx()
             .with_ignore_value_info(true)
             .model_for_read(&mut Cursor::new(bytes))
@@ -175,6 +212,8 @@ impl Model {
         Ok(Model {
             name,
             graph,
+            shapes,
+            width_free: OnceLock::new(),
             weights: bytes.len(),
             cache: Mutex::new(Lru {
                 plans: HashMap::new(),
@@ -198,11 +237,7 @@ impl Model {
         // Built outside the lock: other shapes stay usable meanwhile. Two threads may race to
         // build the same shape once; the loser's plan is simply dropped.
         let plan = self
-            .graph
-            .clone()
-            .with_input_fact(0, f32::fact(shape).into())
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
+            .build(shape)
             .map_err(|e| OcrError::Model(format!("{} {shape:?}: {e}", self.name)))?;
         let bytes = plan_bytes(self.weights, shape);
         let mut lru = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -216,6 +251,69 @@ impl Model {
             "plan built"
         );
         Ok(plan)
+    }
+
+    /// An optimised plan for `shape`, from the width-free graph when there is one.
+    fn build(&self, shape: [usize; 4]) -> TractResult<Plan> {
+        if let Some(free) = self.width_free() {
+            if let Shapes::FreeWidth { height } = self.shapes {
+                if shape[..3] == [1, 3, height] {
+                    let width = [(free.width.clone(), TDim::from(shape[3] as i64))];
+                    return free
+                        .model
+                        .set_symbols(&width.into_iter().collect())?
+                        .into_decluttered()?
+                        .into_optimized()?
+                        .into_runnable();
+                }
+            }
+        }
+        self.graph
+            .clone()
+            .with_input_fact(0, f32::fact(shape).into())?
+            .into_optimized()?
+            .into_runnable()
+    }
+
+    /// Makes the width-free graph of a [`Shapes::FreeWidth`] model now if it is not made yet
+    /// (another thread can do this while the image is still in detection).
+    pub fn prepare(&self) {
+        self.width_free();
+    }
+
+    /// Whether [`Model::prepare`] has work to do.
+    pub fn unprepared(&self) -> bool {
+        self.shapes != Shapes::Each && self.width_free.get().is_none()
+    }
+
+    /// The width-free graph of a [`Shapes::FreeWidth`] model, made on first call.
+    fn width_free(&self) -> Option<&WidthFree> {
+        let Shapes::FreeWidth { height } = self.shapes else {
+            return None;
+        };
+        self.width_free
+            .get_or_init(|| {
+                let width = self.graph.symbols.sym("W");
+                let fact =
+                    f32::fact([1.into(), 3.into(), height.into(), TDim::from(width.clone())]);
+                let typed = self
+                    .graph
+                    .clone()
+                    .with_input_fact(0, fact.into())
+                    .and_then(|m| m.into_typed())
+                    .and_then(|m| m.into_decluttered());
+                match typed {
+                    Ok(model) => Some(WidthFree { model, width }),
+                    Err(e) => {
+                        tracing::warn!(
+                            model = self.name,
+                            "no width-free graph, analysing each shape: {e}"
+                        );
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     /// Runs the model on an NCHW tensor and returns its first output.

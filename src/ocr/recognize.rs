@@ -3,21 +3,29 @@
 use image::RgbImage;
 
 use super::ctc::{self, Charset, Reading};
-use super::models::{as_f32, Model};
+use super::models::{as_f32, Model, Shapes};
 use super::preprocess::{resize, strip_width, to_tensor, Norm};
 use super::spacing;
 use super::OcrError;
 
 pub(super) const H: usize = 48;
 
-/// Strip widths are padded up to one of these (each is one tract plan: ~90 ms to build and
-/// ~20 MiB to keep). The reference never feeds less than 320 (its default shape), and the
-/// recogniser mixes context across the whole strip, so narrower inputs would change its answers.
-/// Run time grows linearly with width (~4.7 ms per 100 px). Weighed by the 1565 line widths of
-/// the eval sets (`scripts/bench-buckets.sh`), these cost 1.06× the exact-width lower bound
-/// per line with 8 plans in use; steps of 80 px would save 3 % for 15 plans (300 MiB),
-/// doubling widths would cost 11 % more for 4. Wider lines are squeezed into the last bucket.
-pub(super) const BUCKETS: [usize; 10] = [320, 480, 640, 800, 960, 1280, 1600, 2048, 2560, 3200];
+/// The recogniser's plans differ only in width.
+pub(super) const SHAPES: Shapes = Shapes::FreeWidth { height: H };
+
+/// Strip widths are padded up to one of these (each is one tract plan: ~50–90 ms to build
+/// from the width-free graph, ~20–25 MiB to keep). Run time is about linear in width
+/// (`cargo bench --bench shapes -- rec`: 23 ms at 160, 34 at 240, 48 at 320, 82 at 640). Half
+/// of the lines found on the dev pages are at most 184 px wide at height 48 (947 lines, 23
+/// pages), so padding them to the reference's 320 spent most of their time on padding: 160 and
+/// 240 cut the modelled recognition time per page line by 19 % (68 → 55 ms). Accuracy with
+/// them against without (`scripts/eval-all.sh`): SROIE lines 3.23 vs 3.20 %, SROIE pages 5.86
+/// vs 5.89 %, digit captchas 3.44 vs 3.11 %, Amazon captchas 0.67 vs 0.78 %, the rest equal.
+/// Steps of 80 px above 320 would save ~3 % more for twice the plans. Wider lines are squeezed
+/// into the last bucket.
+pub(super) const BUCKETS: [usize; 12] = [
+    160, 240, 320, 480, 640, 800, 960, 1280, 1600, 2048, 2560, 3200,
+];
 
 /// The exact tensor the recogniser is fed for `line`, and the strip it was made from (word-space
 /// restoration reads its columns).
