@@ -4,7 +4,8 @@
 //! the database. Instead the server listens on a unix socket next to it (`<db>.sock`, mode 0600,
 //! so only the database's owner can use it; never on the network) and runs the same
 //! [`execute`] on the client's behalf. Protocol: one JSON [`Request`] line in, one JSON
-//! [`Reply`] line out, per connection.
+//! [`Reply`] line out, per connection (a backup's reply line is followed by the database's
+//! bytes).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -16,16 +17,26 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
-use crate::ledger::{CreditChange, KeyInfo, KeyRow, Ledger};
+use crate::ledger::{BackupStats, CreditChange, KeyInfo, KeyRow, Ledger};
 
 /// An administration command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Request {
-    Add { name: String, solves: u64 },
+    Add {
+        name: String,
+        solves: u64,
+    },
     List,
-    Credit { key: String, change: CreditChange },
-    Revoke { key: String },
+    Credit {
+        key: String,
+        change: CreditChange,
+    },
+    Revoke {
+        key: String,
+    },
+    /// A consistent copy of the database: the reply line is followed by its bytes.
+    Backup,
 }
 
 /// The answer to a [`Request`].
@@ -43,6 +54,11 @@ pub enum Reply {
     Key {
         info: KeyInfo,
     },
+    /// What a backup copied; its `bytes` follow the reply line on the socket.
+    Backup {
+        stats: BackupStats,
+        bytes: u64,
+    },
     Error {
         message: String,
     },
@@ -59,6 +75,10 @@ pub fn execute(ledger: &Ledger, req: Request) -> Reply {
             ledger.credit(&key, change).map(|info| Reply::Key { info })
         }
         Request::Revoke { key } => ledger.revoke(&key).map(|info| Reply::Key { info }),
+        // Over the socket only (see `serve`); on the file, `Ledger::backup` writes it directly.
+        Request::Backup => Ok(Reply::Error {
+            message: "backup is answered by the server's socket only".into(),
+        }),
     };
     result.unwrap_or_else(|e| Reply::Error {
         message: e.to_string(),
@@ -112,6 +132,29 @@ pub async fn serve(listener: UnixListener, ledger: Arc<Ledger>) {
                 tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await;
             let reply = match read {
                 Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+                    Ok(Request::Backup) => {
+                        tracing::info!(target: "ocrbox::admin", op = "backup", "admin request");
+                        let made = tokio::task::spawn_blocking(move || ledger.backup_bytes()).await;
+                        match made {
+                            Ok(Ok((bytes, stats))) => {
+                                let reply = Reply::Backup {
+                                    stats,
+                                    bytes: bytes.len() as u64,
+                                };
+                                let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+                                out.push(b'\n');
+                                let _ = write.write_all(&out).await;
+                                let _ = write.write_all(&bytes).await;
+                                return;
+                            }
+                            Ok(Err(e)) => Reply::Error {
+                                message: e.to_string(),
+                            },
+                            Err(e) => Reply::Error {
+                                message: e.to_string(),
+                            },
+                        }
+                    }
                     Ok(req) => {
                         tracing::info!(target: "ocrbox::admin", op = op_name(&req), "admin request");
                         tokio::task::spawn_blocking(move || execute(&ledger, req))
@@ -139,6 +182,7 @@ fn op_name(req: &Request) -> &'static str {
         Request::List => "list",
         Request::Credit { .. } => "credit",
         Request::Revoke { .. } => "revoke",
+        Request::Backup => "backup",
     }
 }
 
@@ -165,6 +209,49 @@ pub fn call(socket: &Path, req: &Request) -> std::io::Result<Option<Reply>> {
     serde_json::from_str(&reply)
         .map(Some)
         .map_err(|e| std::io::Error::other(format!("bad reply from server: {e}")))
+}
+
+/// Asks the server at `socket` for a backup and writes it to `out` (via `out.tmp`, synced,
+/// renamed). `Ok(None)` when no server listens there.
+pub fn backup(socket: &Path, out: &Path) -> std::io::Result<Option<BackupStats>> {
+    let stream = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut line = serde_json::to_vec(&Request::Backup).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    (&stream).write_all(&line)?;
+    let mut reader = BufReader::new(stream);
+    let mut reply = String::new();
+    reader.read_line(&mut reply)?;
+    let reply: Reply = serde_json::from_str(&reply)
+        .map_err(|e| std::io::Error::other(format!("bad reply from server: {e}")))?;
+    let (stats, len) = match reply {
+        Reply::Backup { stats, bytes } => (stats, bytes),
+        Reply::Error { message } => return Err(std::io::Error::other(message)),
+        other => return Err(std::io::Error::other(format!("unexpected reply {other:?}"))),
+    };
+    let tmp = out.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    let copied = std::io::copy(&mut std::io::Read::take(&mut reader, len), &mut file)?;
+    if copied != len {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(std::io::Error::other(format!(
+            "server sent {copied} of {len} bytes"
+        )));
+    }
+    file.sync_all()?;
+    std::fs::rename(&tmp, out)?;
+    Ok(Some(stats))
 }
 
 /// `<db>.sock`: where a running server listens for `ocrbox keys` commands.

@@ -58,6 +58,17 @@ pub enum LedgerError {
     Revoked,
     #[error("could not generate a random key: {0}")]
     Random(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// What a backup copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BackupStats {
+    /// Keys (revoked ones included).
+    pub keys: u64,
+    /// Per-minute usage buckets of the last 24 h.
+    pub usage_rows: u64,
 }
 
 // redb splits its errors by operation; they all convert into `redb::Error`.
@@ -150,6 +161,8 @@ impl std::str::FromStr for CreditChange {
 /// The key/credit database plus the in-memory credit reservations of tasks in flight.
 pub struct Ledger {
     db: Database,
+    /// The database file (backups made for the admin socket are staged beside it).
+    path: std::path::PathBuf,
     /// Tasks accepted but not yet finished, per key. Submit refuses when
     /// `solves - in_flight == 0`, so concurrent submits can never overspend.
     in_flight: Mutex<HashMap<KeyHash, u64>>,
@@ -190,6 +203,7 @@ impl Ledger {
         txn.commit()?;
         Ok(Ledger {
             db,
+            path: path.to_path_buf(),
             in_flight: Mutex::new(HashMap::new()),
         })
     }
@@ -400,6 +414,55 @@ impl Ledger {
         };
         txn.commit()?;
         Ok(info)
+    }
+
+    /// Writes a consistent copy of the ledger to `out` while the service runs: every key and
+    /// usage bucket as of one read transaction (a charge is in it whole or not at all), into a
+    /// new database at `out.tmp`, synced, then renamed over `out`. A write transaction waits
+    /// for no reader in redb, so OCR traffic goes on meanwhile.
+    pub fn backup(&self, out: &Path) -> Result<BackupStats, LedgerError> {
+        let tmp = out.with_extension("tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let copy = Database::create(&tmp).map_err(|e| LedgerError::Db(e.into()))?;
+        let mut stats = BackupStats::default();
+        {
+            let read = self.db.begin_read()?;
+            let write = copy.begin_write()?;
+            {
+                let mut keys = write.open_table(KEYS)?;
+                for row in read.open_table(KEYS)?.iter()? {
+                    let (k, v) = row?;
+                    keys.insert(k.value(), v.value())?;
+                    stats.keys += 1;
+                }
+                let mut usage = write.open_table(USAGE)?;
+                for row in read.open_table(USAGE)?.iter()? {
+                    let (k, v) = row?;
+                    usage.insert(k.value(), v.value())?;
+                    stats.usage_rows += 1;
+                }
+            }
+            write.commit()?;
+        }
+        drop(copy);
+        std::fs::rename(&tmp, out).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            LedgerError::Io(format!("{}: {e}", out.display()))
+        })?;
+        Ok(stats)
+    }
+
+    /// A backup as bytes (for the admin socket): staged in a file beside the database, the
+    /// one directory the service may surely write (its unit makes the rest read-only).
+    pub fn backup_bytes(&self) -> Result<(Vec<u8>, BackupStats), LedgerError> {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".backup-{}", std::process::id()));
+        let staged = std::path::PathBuf::from(name);
+        let stats = self.backup(&staged)?;
+        let bytes = std::fs::read(&staged);
+        let _ = std::fs::remove_file(&staged);
+        let bytes = bytes.map_err(|e| LedgerError::Io(format!("{}: {e}", staged.display())))?;
+        Ok((bytes, stats))
     }
 
     /// Every key with its 24 h usage, oldest first.

@@ -7,6 +7,7 @@ pub mod accuracy;
 pub mod admin;
 pub mod http;
 pub mod ledger;
+pub mod metrics;
 pub mod ocr;
 pub mod tasks;
 pub mod workers;

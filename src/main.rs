@@ -25,6 +25,8 @@ enum Command {
     Serve(cli::serve::Args),
     /// Manage API keys and credits (works while `serve` runs).
     Keys(cli::keys::Args),
+    /// Write a consistent copy of the keys and credits (works while `serve` runs).
+    Backup(cli::backup::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,5 +44,6 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Keys(args) => cli::keys::run(args),
+        Command::Backup(args) => cli::backup::run(args),
     }
 }

@@ -14,6 +14,9 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::ledger::{LedgerError, Reservation};
+use crate::metrics::{self, OcrKind};
+use crate::ocr::decode::{sniff, Kind};
+use crate::ocr::hints::Hints;
 use crate::ocr::{document_text, Engine, Limits, OcrError, Page};
 use crate::tasks::{FailReason, Internal, TaskState, TaskStore};
 
@@ -25,15 +28,17 @@ pub struct Job {
     pub deadline: Instant,
     /// The credits held for this task, one per page; charged only if every page is read.
     pub reservation: Reservation,
+    /// The client's decoding hints (checked at submit).
+    pub hints: Arc<Hints>,
 }
 
 /// Why a job could not be queued.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     #[error("queue full")]
-    Full(Job),
+    Full(Box<Job>),
     #[error("shutting down")]
-    Closed(Job),
+    Closed(Box<Job>),
 }
 
 impl std::fmt::Debug for Job {
@@ -53,6 +58,7 @@ pub struct Pool {
     capacity: usize,
     stopping: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    engine: Arc<Engine>,
 }
 
 impl Pool {
@@ -90,22 +96,28 @@ impl Pool {
             capacity,
             stopping,
             threads: Mutex::new(threads),
+            engine,
         }
+    }
+
+    /// The engine the workers run (for checking a client's hints at submit).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Queues a job without blocking.
     pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
         let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tx) = sender.as_ref() else {
-            return Err(SubmitError::Closed(job));
+            return Err(SubmitError::Closed(Box::new(job)));
         };
         // Count first: a worker may take the job (and decrement) before try_send returns.
         self.queued.fetch_add(1, Ordering::SeqCst);
         tx.try_send(job).map_err(|e| {
             self.queued.fetch_sub(1, Ordering::SeqCst);
             match e {
-                TrySendError::Full(job) => SubmitError::Full(job),
-                TrySendError::Disconnected(job) => SubmitError::Closed(job),
+                TrySendError::Full(job) => SubmitError::Full(Box::new(job)),
+                TrySendError::Disconnected(job) => SubmitError::Closed(Box::new(job)),
             }
         })
     }
@@ -114,6 +126,35 @@ impl Pool {
     /// it; [`Pool::submit`] remains the authority.
     pub fn is_full(&self) -> bool {
         self.queued.load(Ordering::SeqCst) >= self.capacity
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Queue slots.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Worker threads `(alive, started)`; `(0, 0)` once shut down. Fewer alive than started
+    /// means a thread died (a bug: engine panics are caught).
+    pub fn workers_alive(&self) -> (usize, usize) {
+        let threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        let alive = threads.iter().filter(|t| !t.is_finished()).count();
+        (alive, threads.len())
+    }
+
+    /// True while the queue takes jobs and every worker thread is alive (the health check).
+    pub fn is_running(&self) -> bool {
+        let open = self
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        let (alive, started) = self.workers_alive();
+        open && started > 0 && alive == started
     }
 
     /// Stops taking jobs, lets running inferences finish, drops queued jobs uncharged, and waits
@@ -161,16 +202,20 @@ fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
         id,
         image,
         reservation,
+        hints,
         ..
     } = job;
     let started = Instant::now();
+    let busy = metrics::get().in_flight();
+    let kind = kind_of(&image, reservation.credits());
     // A panic in the engine must cost one task, not a worker thread: catch it as a model error.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        engine.recognize_bytes(&image, limits)
+        engine.recognize_bytes(&image, limits, &hints)
     }))
     .unwrap_or_else(|_| Err(OcrError::Model("panic during OCR".into())));
     // The image is not needed past inference; free it before the (possibly slow) commit.
     drop(image);
+    metrics::get().ocr(kind, started.elapsed());
     let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     if !tasks.begin_finish(&id) {
         tracing::debug!(task = %id, "finished after expiry, not charged");
@@ -184,7 +229,19 @@ fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
         },
         Err(reason) => TaskState::Failed { reason, seconds },
     };
+    // Out of flight before the result can be read.
+    drop(busy);
     tasks.finish(&id, state);
+}
+
+/// What an upload is, as the metrics count it: a PDF, or an upload of several pages, is a
+/// document.
+fn kind_of(upload: &[u8], pages: u64) -> OcrKind {
+    if pages > 1 || matches!(sniff(upload), Ok(Kind::Pdf)) {
+        OcrKind::Document
+    } else {
+        OcrKind::Image
+    }
 }
 
 /// Charges the credits (one per page) for a successful reading and hands back its pages;
@@ -210,8 +267,12 @@ fn settle(
         tracing::error!(task = %id, read = pages.len(), reserved = reservation.credits(), "page count changed");
         return Err(FailReason::Internal(Internal::Engine));
     }
+    let credits = reservation.credits();
     match reservation.charge() {
-        Ok(_) => Ok(pages),
+        Ok(_) => {
+            metrics::get().charged(credits);
+            Ok(pages)
+        }
         // The text is withheld: it was not paid for.
         Err(LedgerError::NoSolves) => Err(FailReason::NoSolves),
         Err(LedgerError::Revoked) => Err(FailReason::Revoked),

@@ -10,12 +10,20 @@ mod common;
 mod admin;
 /// The spec API step by step: balance, solve, poll, errors.
 mod api;
+/// Online backup of keys and credits while the server reads images.
+mod backup;
 /// Credits: reserved at submit, charged once on success, never overspent.
 mod credits;
 /// Documents of several pages (scanned PDF, multi-page TIFF): one credit per page, `\f` between pages, limits.
 mod documents;
+/// `GET /healthz` and the opt-in metrics listener: counters, no keys, 503 at shutdown.
+mod health_metrics;
+/// Decoding hints on solve: obeyed by the decoder, refused with the reason when bad.
+mod hints;
 /// Hostile clients: malformed and oversized uploads, slow clients, secrets in logs.
 mod hostile;
+/// The OpenAPI document at `/api/openapi.json`: lists exactly the routes the server answers.
+mod openapi;
 /// The opt-in additions: the web page, the key header, `details=1`, `wait=N`.
 mod options;
 

@@ -50,7 +50,7 @@ fn unescape(s: &str) -> String {
 
 /// Where the texts to score come from: our engine, or another engine's saved output.
 enum Reader {
-    Engine(Box<ocrbox::ocr::Engine>),
+    Engine(Box<ocrbox::ocr::Engine>, ocrbox::ocr::hints::Hints),
     /// Image path (canonical) → text, from `--predictions`.
     Saved(HashMap<PathBuf, String>),
 }
@@ -58,8 +58,8 @@ enum Reader {
 impl Reader {
     fn read(&self, base: &Path, path: &str) -> Result<String, String> {
         match self {
-            Reader::Engine(engine) => {
-                read_file(engine, &base.join(path)).map(|p| document_text(&p))
+            Reader::Engine(engine, hints) => {
+                read_file(engine, &base.join(path), hints).map(|p| document_text(&p))
             }
             // An image missing from the predictions counts as read empty.
             Reader::Saved(texts) => Ok(canonical(&base.join(path))
@@ -113,8 +113,11 @@ pub fn run(args: Args) -> ExitCode {
         None => args
             .engine
             .engine()
-            .map(|e| Reader::Engine(Box::new(e)))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string())
+            .and_then(|e| {
+                let hints = args.engine.hints(&e)?;
+                Ok(Reader::Engine(Box::new(e), hints))
+            }),
     };
     let reader = match reader {
         Ok(r) => r,

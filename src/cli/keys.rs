@@ -146,7 +146,7 @@ fn print_reply(reply: Reply, json: bool) {
             }
         }
         Reply::Key { info } => print_key(&info),
-        Reply::Error { .. } => {}
+        Reply::Error { .. } | Reply::Backup { .. } => {}
     }
 }
 

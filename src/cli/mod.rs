@@ -1,5 +1,6 @@
 //! Subcommands. Each module owns its arguments and its `run`.
 
+pub mod backup;
 pub mod eval;
 pub mod keys;
 pub mod ocr;
@@ -9,6 +10,7 @@ pub mod version;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ocrbox::ocr::hints::{Case, HintSpec, Hints};
 use ocrbox::ocr::{Detector, Engine, Limits, ModelFiles, OcrError, Page};
 
 /// Engine options shared by the commands that run OCR locally.
@@ -29,6 +31,31 @@ pub struct EngineArgs {
     /// Threads for one image's lines (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub hints: HintArgs,
+}
+
+/// Decoding hints, as on `POST /api/ocr/solve` (README, "Decoding hints").
+#[derive(clap::Args)]
+pub struct HintArgs {
+    /// Digits 0-9 only.
+    #[arg(long, help_heading = "Decoding hints")]
+    pub numeric: bool,
+    /// Only these characters (a space in CHARS allows spaces).
+    #[arg(long, value_name = "CHARS", help_heading = "Decoding hints")]
+    pub charset: Option<String>,
+    /// At least N characters per line.
+    #[arg(long, value_name = "N", help_heading = "Decoding hints")]
+    pub min_len: Option<usize>,
+    /// At most N characters per line.
+    #[arg(long, value_name = "N", help_heading = "Decoding hints")]
+    pub max_len: Option<usize>,
+    /// Letters only in this case.
+    #[arg(long, value_name = "upper|lower", help_heading = "Decoding hints")]
+    pub case: Option<Case>,
+    /// The image is one line of text: no detection.
+    #[arg(long, help_heading = "Decoding hints")]
+    pub single_line: bool,
 }
 
 impl EngineArgs {
@@ -45,12 +72,28 @@ impl EngineArgs {
     }
 }
 
+impl EngineArgs {
+    /// The hints given, checked against `engine`'s dictionary.
+    pub fn hints(&self, engine: &Engine) -> Result<Hints, String> {
+        let h = &self.hints;
+        let spec = HintSpec {
+            numeric: h.numeric,
+            charset: h.charset.clone(),
+            min_len: h.min_len,
+            max_len: h.max_len,
+            case: h.case,
+            single_line: h.single_line,
+        };
+        engine.hints(&spec).map_err(|e| e.to_string())
+    }
+}
+
 /// Reads one file (an image, or every page of a PDF or TIFF); errors carry the message the
 /// user sees.
-pub fn read_file(engine: &Engine, path: &Path) -> Result<Vec<Page>, String> {
+pub fn read_file(engine: &Engine, path: &Path, hints: &Hints) -> Result<Vec<Page>, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     engine
-        .recognize_bytes(&bytes, &Limits::default())
+        .recognize_bytes(&bytes, &Limits::default(), hints)
         .map_err(|e| e.to_string())
 }
 

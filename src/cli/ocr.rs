@@ -32,12 +32,19 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let hints = match args.engine.hints(&engine) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("ocrbox: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut failed = false;
     let several = args.files.len() > 1;
     let mut out = std::io::stdout().lock();
     for (n, path) in args.files.iter().enumerate() {
         let t = Instant::now();
-        let pages = match read_file(&engine, path) {
+        let pages = match read_file(&engine, path, &hints) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("ocrbox: {}: {e}", path.display());

@@ -62,6 +62,11 @@ pub struct Args {
     /// Solves given to the key created on first start with an empty database.
     #[arg(long, env = "OCRBOX_FIRST_KEY_SOLVES", default_value_t = 100)]
     pub first_key_solves: u64,
+    /// Also serve Prometheus metrics (GET /metrics) and GET /healthz, without a key, on this
+    /// address, e.g. 127.0.0.1:9464. Off unless given; keep it on loopback or a private
+    /// network. Port 0 picks a free port (printed at start).
+    #[arg(long, env = "OCRBOX_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Args {
@@ -131,6 +136,7 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
         let addr = listener.local_addr()?;
+        let metrics_listener = bind_metrics(cfg.metrics_listen).await?;
         if ledger.is_empty()? {
             let (key, _) = ledger.add_key("first key", cfg.first_key_solves)?;
             print_first_key(&key, cfg.first_key_solves, addr);
@@ -149,6 +155,11 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
             max_upload = cfg.max_upload,
             "ocrbox serving"
         );
+        if let Some(l) = &metrics_listener {
+            tracing::info!(addr = %l.local_addr()?, "serving metrics");
+            // Before "listening on": tests and scripts read both lines to learn the ports.
+            println!("metrics on {}", l.local_addr()?);
+        }
         // Tests and scripts read this line to learn the port when listening on port 0.
         println!("listening on {addr}");
         let _ = std::io::stdout().flush();
@@ -165,6 +176,9 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
             request_timeout: cfg.request_timeout,
             shutdown_grace: SHUTDOWN_GRACE,
         };
+        if let Some(l) = metrics_listener {
+            tokio::spawn(http::scrape::serve(l, Arc::clone(&state)));
+        }
         http::serve(listener, state, limits, shutdown).await;
         Ok::<(), Box<dyn std::error::Error>>(())
     });
@@ -178,6 +192,15 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
     drop(ledger);
     tracing::info!("stopped");
     result
+}
+
+/// The metrics listener, when `--metrics-listen` asks for one.
+async fn bind_metrics(at: Option<SocketAddr>) -> Result<Option<tokio::net::TcpListener>, String> {
+    let Some(at) = at else { return Ok(None) };
+    tokio::net::TcpListener::bind(at)
+        .await
+        .map(Some)
+        .map_err(|e| format!("cannot listen for metrics on {at}: {e}"))
 }
 
 /// Expires tasks every second and prunes old usage buckets every minute.

@@ -6,6 +6,7 @@ use hyper::StatusCode;
 
 use super::json;
 use super::Response;
+use crate::ocr::hints::HintError;
 use crate::ocr::DecodeError;
 use crate::tasks::{FailReason, Internal};
 
@@ -28,6 +29,9 @@ pub enum ApiError {
     /// The request is malformed: not multipart, no `image` field, not an image, ...
     #[error("{0}")]
     BadRequest(String),
+    /// A decoding hint that cannot be obeyed (worded by `ocr::hints`).
+    #[error("{0}")]
+    Hint(#[from] HintError),
     #[error("Upload too large (limit {limit} bytes)")]
     TooLarge { limit: u64 },
     /// A document with more pages than `--max-pages` (worded by the decoder).
@@ -51,7 +55,7 @@ impl ApiError {
             ApiError::NoSolves => StatusCode::PAYMENT_REQUIRED,
             ApiError::TaskNotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Hint(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } | ApiError::TooManyPages(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::QueueFull { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,

@@ -2,10 +2,13 @@
 //! and graceful shutdown, all in [`serve`]. Endpoints live in [`routes`].
 
 pub mod error;
+pub mod health;
 pub mod json;
 pub mod multipart;
+pub mod openapi;
 pub mod page;
 pub mod routes;
+pub mod scrape;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::ledger::Ledger;
+use crate::metrics::{self, Refusal};
 use crate::tasks::TaskStore;
 use crate::workers::Pool;
 use error::ApiError;
@@ -174,7 +178,8 @@ pub async fn serve(
     }
 }
 
-/// Runs one request under the request timeout and writes its access-log line.
+/// Runs one request under the request timeout, writes its access-log line and counts it in
+/// the metrics.
 async fn handle(
     state: Arc<AppState>,
     peer: SocketAddr,
@@ -185,11 +190,18 @@ async fn handle(
     let method = req.method().clone();
     // The path only: the query carries the API key, which must never reach the logs.
     let path: String = req.uri().path().chars().take(200).collect();
+    let route = routes::route_label(req.uri().path());
     let resp = match tokio::time::timeout(limits.request_timeout, routes::route(state, req)).await {
         Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => e.into_response(),
+        Ok(Err(e)) => {
+            if let Some(why) = refusal(&e) {
+                metrics::get().refused(why);
+            }
+            e.into_response()
+        }
         Err(_) => ApiError::Timeout.into_response(),
     };
+    metrics::get().request(route, resp.status().as_u16());
     tracing::info!(
         target: "ocrbox::access",
         %peer,
@@ -199,4 +211,14 @@ async fn handle(
         ms = started.elapsed().as_millis() as u64,
     );
     Ok(resp)
+}
+
+/// The refusals operators watch (402, 503), by cause.
+fn refusal(e: &ApiError) -> Option<Refusal> {
+    match e {
+        ApiError::NoSolves => Some(Refusal::NoSolves),
+        ApiError::QueueFull { .. } => Some(Refusal::QueueFull),
+        ApiError::ShuttingDown => Some(Refusal::ShuttingDown),
+        _ => None,
+    }
 }

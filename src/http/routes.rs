@@ -1,5 +1,5 @@
 //! The three endpoints of the API spec, with their opt-in additions (documents of several
-//! pages, `details=1`, `wait=N`, the `X-API-Key` header), and the web page at `/`. Routing is a
+//! pages, decoding hints, `details=1`, `wait=N`, the `X-API-Key` header), and the web page at `/`. Routing is a
 //! `match` on method and path.
 
 use std::sync::Arc;
@@ -12,8 +12,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::error::{failure_detail, ApiError};
-use super::{json, multipart, page, AppState, Response};
+use super::{health, json, multipart, openapi, page, AppState, Response};
 use crate::ledger::{unix_now, KeyHash, KeyInfo, Ledger, LedgerError, Reservation};
+use crate::ocr::hints::{HintSpec, Hints};
 use crate::ocr::Document;
 use crate::tasks::{TaskState, TaskView};
 use crate::workers::{Job, SubmitError};
@@ -40,11 +41,30 @@ pub async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Result<Respo
             result(&state, api, &p[RESULT.len()..], opts).await
         }
         (_, p) if p.starts_with(RESULT) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (Method::GET, "/healthz") => Ok(health::check(&state).await),
+        (_, "/healthz") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (Method::GET, "/api/openapi.json") => Ok(openapi::response()),
+        (_, "/api/openapi.json") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         _ => Err(ApiError::NoRoute),
     }
 }
 
 const RESULT: &str = "/api/ocr/result/";
+
+/// The `route` label of a request in the metrics: a template from a fixed set (the task id is
+/// not in it), and `other` for paths [`route`] does not serve, so neither ids nor probes for
+/// random paths make new series. A new route gets its line here too.
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/" | "/index.html" => "/",
+        "/api/balance" => "/api/balance",
+        "/api/ocr/solve" => "/api/ocr/solve",
+        "/healthz" => "/healthz",
+        "/api/openapi.json" => "/api/openapi.json",
+        p if p.starts_with(RESULT) => "/api/ocr/result/{task_id}",
+        _ => "other",
+    }
+}
 
 /// What a 503 (queue full) suggests: about one image's processing time.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -184,7 +204,13 @@ async fn admit(state: &AppState, api: Option<String>) -> Result<(Reservation, Ke
 }
 
 async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, ApiError> {
-    let (reservation, hash) = match admit(state, api_param(&req)).await {
+    let admitted = match hints(state, req.uri().query()) {
+        Ok(hints) => admit(state, api_param(&req))
+            .await
+            .map(|(reservation, hash)| (reservation, hash, hints)),
+        Err(e) => Err(e),
+    };
+    let (reservation, hash, hints) = match admitted {
         Ok(ok) => ok,
         Err(e) => {
             // Drain a modest upload so the client reads our 401/402/503 instead of a reset.
@@ -207,6 +233,7 @@ async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, Api
         image,
         deadline,
         reservation,
+        hints,
     };
     match state.pool.submit(job) {
         Ok(()) => {}
@@ -231,6 +258,20 @@ async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, Api
             solves: solves_of(state, hash).await?,
         },
     ))
+}
+
+/// The decoding hints of a solve (`numeric`, `charset`, `min_len`, `max_len`, `case`,
+/// `single_line`), checked against the model's dictionary before the upload is read; any
+/// other parameter but `api` is refused, so a misspelt hint is not silently ignored.
+fn hints(state: &AppState, query: Option<&str>) -> Result<Arc<Hints>, ApiError> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let spec = HintSpec::from_pairs(pairs.iter().map(|(k, v)| (&**k, &**v)), &["api"])?;
+    if spec.is_empty() {
+        return Ok(Arc::new(Hints::none()));
+    }
+    Ok(Arc::new(state.pool.engine().hints(&spec)?))
 }
 
 /// Sniffs the upload (never the file name) and counts its pages, so a non-image, a broken

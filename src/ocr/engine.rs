@@ -12,6 +12,7 @@ use super::ctc::{mostly_latin, Charset, Reading};
 use super::detect::{self, detect, DetParams};
 use super::document::{Decoded, Document};
 use super::geometry::Quad;
+use super::hints::{HintError, HintSpec, Hints};
 use super::models::{Detector, Model, ModelFiles, Shapes};
 use super::preprocess::rotate180;
 use super::recognize::{self, recognize};
@@ -77,7 +78,12 @@ impl Engine {
     /// Reads every page of `bytes`: an image, or a PDF or multi-page TIFF (within `limits`),
     /// decoding one page at a time so a long document never holds all its pages. Line boxes
     /// are in pixels of each page as uploaded.
-    pub fn recognize_bytes(&self, bytes: &[u8], limits: &Limits) -> Result<Vec<Page>, OcrError> {
+    pub fn recognize_bytes(
+        &self,
+        bytes: &[u8],
+        limits: &Limits,
+        hints: &Hints,
+    ) -> Result<Vec<Page>, OcrError> {
         let t = Instant::now();
         let doc = Document::open(bytes, limits)?;
         let mut open_time = t.elapsed();
@@ -90,7 +96,7 @@ impl Engine {
                 height,
             } = doc.page(i)?;
             let decode_time = t.elapsed() + std::mem::take(&mut open_time);
-            let mut page = self.recognize(&image)?;
+            let mut page = self.recognize(&image, hints)?;
             page.timings.decode = decode_time;
             page.scale_to(width, height);
             pages.push(page);
@@ -98,8 +104,16 @@ impl Engine {
         Ok(pages)
     }
 
-    /// Reads the text of an upright-or-upside-down RGB image.
-    pub fn recognize(&self, img: &RgbImage) -> Result<Page, OcrError> {
+    /// Checks a client's hints against the recogniser's dictionary.
+    pub fn hints(&self, spec: &HintSpec) -> Result<Hints, HintError> {
+        Hints::compile(spec, &self.charset)
+    }
+
+    /// Reads the text of an upright-or-upside-down RGB image, obeying `hints`.
+    pub fn recognize(&self, img: &RgbImage, hints: &Hints) -> Result<Page, OcrError> {
+        if hints.single_line {
+            return self.single_line(img, hints);
+        }
         let mut timings = Timings::default();
         let t = Instant::now();
         let quads = std::thread::scope(|s| {
@@ -128,7 +142,7 @@ impl Engine {
         timings.classify = t.elapsed();
 
         let t = Instant::now();
-        let mut readings = self.read_lines(&crops)?;
+        let mut readings = self.read_lines(&crops, hints)?;
         // A page that reads as Latin script has no CJK either: its lines (a lone `二` for an
         // `=` on a receipt) are read again with the Latin mask.
         let (foreign, letters) = readings.iter().fold((0, 0), |(f, l), r| {
@@ -140,7 +154,7 @@ impl Engine {
                 .filter(|&i| readings[i].script_counts().0 > 0)
                 .collect();
             let again = self.par_map(&redo, |&i| {
-                recognize(&self.rec, &self.charset, &crops[i], true)
+                recognize(&self.rec, &self.charset, &crops[i], true, hints)
             })?;
             for (i, r) in redo.into_iter().zip(again) {
                 readings[i] = r;
@@ -148,7 +162,7 @@ impl Engine {
         }
         if decision.read_both_ways {
             let reading = std::mem::replace(&mut readings[0], Reading::empty());
-            readings[0] = self.better_reading(&crops[0], reading)?;
+            readings[0] = self.better_reading(&crops[0], reading, hints)?;
         }
         let mut found: Vec<Line> = quads
             .iter()
@@ -161,7 +175,7 @@ impl Engine {
             })
             .collect();
         if found.is_empty() && small(img) {
-            found.extend(self.whole_line(img)?);
+            found.extend(self.whole_line(img, hints, WHOLE_LINE_SCORE)?);
         }
         timings.recognize = t.elapsed();
 
@@ -170,14 +184,30 @@ impl Engine {
         Ok(page)
     }
 
+    /// The whole image read as one line, as the client said it is (`single_line`): no
+    /// detection, and the reading is kept however unsure.
+    fn single_line(&self, img: &RgbImage, hints: &Hints) -> Result<Page, OcrError> {
+        let t = Instant::now();
+        let found = self.whole_line(img, hints, 0.0)?;
+        let mut page = assemble(found.into_iter().collect(), false, img);
+        page.timings.recognize = t.elapsed();
+        Ok(page)
+    }
+
     /// Recognises the whole image as one line: detection misses single characters, short wide
     /// images whose text touches the edges, and captcha-like images with noisy backgrounds.
-    fn whole_line(&self, img: &RgbImage) -> Result<Option<Line>, OcrError> {
-        let mut best = recognize(&self.rec, &self.charset, img, false)?;
+    /// Kept when at least `min_score` confident.
+    fn whole_line(
+        &self,
+        img: &RgbImage,
+        hints: &Hints,
+        min_score: f32,
+    ) -> Result<Option<Line>, OcrError> {
+        let mut best = recognize(&self.rec, &self.charset, img, false, hints)?;
         if orient::doubtful(upside_down(&self.cls, img)?) {
-            best = self.better_reading(img, best)?;
+            best = self.better_reading(img, best, hints)?;
         }
-        if best.confidence < WHOLE_LINE_SCORE || best.text.trim().is_empty() {
+        if best.confidence < min_score || best.text.trim().is_empty() {
             return Ok(None);
         }
         let (w, h) = (img.width() as f32, img.height() as f32);
@@ -194,19 +224,24 @@ impl Engine {
     }
 
     /// `reading` of `line`, or the reading of `line` turned over if that is more confident.
-    fn better_reading(&self, line: &RgbImage, reading: Reading) -> Result<Reading, OcrError> {
-        let turned = recognize(&self.rec, &self.charset, &rotate180(line), false)?;
+    fn better_reading(
+        &self,
+        line: &RgbImage,
+        reading: Reading,
+        hints: &Hints,
+    ) -> Result<Reading, OcrError> {
+        let turned = recognize(&self.rec, &self.charset, &rotate180(line), false, hints)?;
         Ok(orient::better(reading, turned))
     }
 
     /// Recognises `crops`, in the order of their plan widths so that a page's lines need each
     /// recogniser plan once (the cache keeps few: `REC_PLAN_BYTES`); readings come back in the
     /// crops' order.
-    fn read_lines(&self, crops: &[RgbImage]) -> Result<Vec<Reading>, OcrError> {
+    fn read_lines(&self, crops: &[RgbImage], hints: &Hints) -> Result<Vec<Reading>, OcrError> {
         let mut order: Vec<usize> = (0..crops.len()).collect();
         order.sort_by_key(|&i| recognize::bucket(&crops[i]));
         let sorted = self.par_map(&order, |&i| {
-            recognize(&self.rec, &self.charset, &crops[i], false)
+            recognize(&self.rec, &self.charset, &crops[i], false, hints)
         })?;
         let mut readings: Vec<Option<Reading>> = (0..crops.len()).map(|_| None).collect();
         for (i, r) in order.into_iter().zip(sorted) {
@@ -255,6 +290,16 @@ impl Engine {
             self.det.cached_plans(),
             self.cls.cached_plans(),
             self.rec.cached_plans(),
+        ]
+    }
+
+    /// Bytes of the cached plans per model (det, cls, rec), as the plan budgets count them:
+    /// for the metrics.
+    pub fn cached_plan_bytes(&self) -> [usize; 3] {
+        [
+            self.det.cached_bytes(),
+            self.cls.cached_bytes(),
+            self.rec.cached_bytes(),
         ]
     }
 }

@@ -13,6 +13,8 @@ pub mod document;
 
 mod engine;
 mod geometry;
+/// Decoding hints from clients (digits only, a character set, lengths, case, one line).
+pub mod hints;
 mod layout;
 /// Model loading and per-shape plans (public for benches/shapes.rs).
 pub mod models;

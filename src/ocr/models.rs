@@ -331,6 +331,11 @@ impl Model {
     pub fn cached_plans(&self) -> usize {
         self.cache.lock().map(|l| l.plans.len()).unwrap_or(0)
     }
+
+    /// Bytes of the plans currently cached, as the budget counts them ([`plan_bytes`]).
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.lock().map(|l| l.bytes).unwrap_or(0)
+    }
 }
 
 /// A model output as a flat slice (outputs are contiguous f32 tensors).

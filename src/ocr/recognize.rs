@@ -3,6 +3,7 @@
 use image::RgbImage;
 
 use super::ctc::{self, Charset, Reading};
+use super::hints::Hints;
 use super::models::{as_f32, Model, Shapes};
 use super::preprocess::{resize, strip_width, to_tensor, Norm};
 use super::spacing;
@@ -64,13 +65,14 @@ pub(super) fn input(line: &RgbImage) -> Input {
     }
 }
 
-/// Reads one line: strip → model → CTC → word spaces.
+/// Reads one line: strip → model → CTC (obeying `hints`) → word spaces.
 /// `latin`: the line is on a page that reads as Latin script (see [`ctc::decode`]).
 pub fn recognize(
     model: &Model,
     charset: &Charset,
     line: &RgbImage,
     latin: bool,
+    hints: &Hints,
 ) -> Result<Reading, OcrError> {
     let Input { shape, data, strip } = input(line);
     let out = model.run(shape, data)?;
@@ -83,7 +85,9 @@ pub fn recognize(
         )));
     }
     let steps = probs.len() / classes;
-    let glyphs = ctc::decode(probs, classes, charset, latin);
-    let glyphs = spacing::respace(glyphs, &strip, shape[3] as f32 / steps.max(1) as f32);
+    let mut glyphs = ctc::decode(probs, classes, charset, latin, hints);
+    if hints.respace(charset.space()) {
+        glyphs = spacing::respace(glyphs, &strip, shape[3] as f32 / steps.max(1) as f32);
+    }
     Ok(ctc::join(&glyphs))
 }

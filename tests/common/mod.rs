@@ -42,6 +42,8 @@ pub struct Server {
     pub base: String,
     /// The key printed on first start (empty database only).
     pub first_key: Option<String>,
+    /// `http://ADDR` of the metrics listener (`--metrics-listen`), if it runs.
+    pub metrics: Option<String>,
 }
 
 impl Server {
@@ -68,6 +70,7 @@ impl Server {
         });
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut first_key = None;
+        let mut metrics = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
@@ -80,11 +83,15 @@ impl Server {
             if t.len() == 40 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
                 first_key = Some(t.to_string());
             }
+            if let Some(addr) = t.strip_prefix("metrics on ") {
+                metrics = Some(format!("http://{addr}"));
+            }
             if let Some(addr) = t.strip_prefix("listening on ") {
                 return Server {
                     child,
                     base: format!("http://{addr}"),
                     first_key,
+                    metrics,
                 };
             }
         }
@@ -92,6 +99,11 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, then wait for a clean exit.

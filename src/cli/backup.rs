@@ -1,0 +1,44 @@
+//! `ocrbox backup OUT`: a consistent copy of the keys and credits, taken while the server runs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ocrbox::admin;
+use ocrbox::ledger::{BackupStats, Ledger};
+
+/// Arguments of `ocrbox backup`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Database of keys and credits (the one `ocrbox serve` uses).
+    #[arg(long, env = "OCRBOX_DB", default_value = super::DEFAULT_DB)]
+    pub db: PathBuf,
+    /// Where to write the copy (a redb file; replaced if it exists).
+    pub out: PathBuf,
+}
+
+/// Through the running server's admin socket if there is one (one read transaction, OCR
+/// traffic goes on), else on the database file directly.
+pub fn run(args: Args) -> ExitCode {
+    let socket = admin::socket_path(&args.db);
+    let made = match admin::backup(&socket, &args.out) {
+        Ok(Some(stats)) => Ok(stats),
+        Ok(None) if !args.db.exists() => Err(format!("no database at {}", args.db.display())),
+        Ok(None) => Ledger::open(&args.db)
+            .and_then(|l| l.backup(&args.out))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!("admin socket {}: {e}", socket.display())),
+    };
+    match made {
+        Ok(BackupStats { keys, usage_rows }) => {
+            eprintln!(
+                "wrote {} ({keys} keys, {usage_rows} usage buckets)",
+                args.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ocrbox backup: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
