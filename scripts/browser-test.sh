@@ -30,37 +30,18 @@ for t in chromium chromedriver; do
   command -v "$t" >/dev/null || { say "$t missing (apt-get install chromium chromium-driver)"; exit 2; }
 done
 
-# Python venv with pinned selenium + pytest; rebuilt when requirements.txt changes.
-if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
-  say "creating $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
-  cp "$req" "$venv/requirements.txt"
-fi
+# shellcheck source=scripts/lib/testenv.sh
+. "$root/scripts/lib/testenv.sh"
+# Python venv with pinned selenium + pytest.
+pinned_venv "$venv" "$req"
 
 work="$(mktemp -d)"
 server=""
-stop() { # pid: SIGTERM, then wait (the server finishes open requests, up to 10 s)
-  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-  fi
-}
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() { stop "$server"; rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Waits up to $2 s for "listening on ADDR" in log $1; prints ADDR.
-listen_addr() {
-  local i addr
-  for ((i = 0; i < $2 * 10; i++)); do
-    addr=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$1" | head -1)
-    [ -n "$addr" ] && { echo "$addr"; return 0; }
-    sleep 0.1
-  done
-  return 1
-}
 
 db="$work/db.redb"
 key=$("$bin" keys add --db "$db" --solves 20 --name browser)
@@ -69,7 +50,7 @@ key_empty=$("$bin" keys add --db "$db" --solves 0 --name browser-empty)
 # --task-ttl: results must outlive a slow read on a loaded 2-core machine (default 30 s).
 "$bin" serve --listen 127.0.0.1:0 --db "$db" --workers 2 --task-ttl 10m >"$work/serve.log" 2>&1 &
 server=$!
-addr=$(listen_addr "$work/serve.log" 120) || { say "server did not start"; cat "$work/serve.log" >&2; exit 2; }
+addr=$(addr_of "$work/serve.log" "listening on" 120) || { say "server did not start"; cat "$work/serve.log" >&2; exit 2; }
 url="http://$addr"
 say "server $url ($bin)"
 

@@ -27,37 +27,18 @@ say() { echo "metrics-test: $*" >&2; }
 [ -x "$bin" ] || { say "no binary $bin (cargo build --release)"; exit 2; }
 command -v curl >/dev/null || { say "curl missing"; exit 2; }
 
-# Python venv with the pinned parser; rebuilt when the requirements change.
-if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
-  say "creating $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
-  cp "$req" "$venv/requirements.txt"
-fi
+# shellcheck source=scripts/lib/testenv.sh
+. "$root/scripts/lib/testenv.sh"
+# Python venv with the pinned parser.
+pinned_venv "$venv" "$req"
 
 work="$(mktemp -d)"
 server=""
-stop() { # pid: SIGTERM, then wait (the server finishes open requests, up to 10 s)
-  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-  fi
-}
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() { stop "$server"; rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Waits up to $3 s for a line "$2 ADDR" in log $1; prints ADDR.
-addr_of() {
-  local i addr
-  for ((i = 0; i < $3 * 10; i++)); do
-    addr=$(sed -n "s/^$2 \([0-9.:]*\)\$/\1/p" "$1" | head -1)
-    [ -n "$addr" ] && { echo "$addr"; return 0; }
-    sleep 0.1
-  done
-  return 1
-}
 
 db="$work/db.redb"
 key=$("$bin" keys add --db "$db" --solves 5 --name metrics)

@@ -41,44 +41,25 @@ checks=not_a_server_error,status_code_conformance,content_type_conformance,respo
 say() { echo "schemathesis: $*" >&2; }
 [ -x "$bin" ] || { say "no binary $bin (cargo build --release)"; exit 2; }
 
-# Python venv with the pinned tools; rebuilt when requirements.txt changes.
-if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
-  say "creating $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
-  cp "$req" "$venv/requirements.txt"
-fi
+# shellcheck source=scripts/lib/testenv.sh
+. "$root/scripts/lib/testenv.sh"
+# Python venv with the pinned tools.
+pinned_venv "$venv" "$req"
 say "$("$venv/bin/schemathesis" --version)"
 
 work="$(mktemp -d)"
 server=""
-cleanup() {
-  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() { stop "$server"; rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Waits up to $2 s for "listening on ADDR" in $1; prints ADDR.
-listen_addr() {
-  local i addr
-  for ((i = 0; i < $2 * 10; i++)); do
-    addr=$(sed -n 's/^listening on \([0-9.:]*\)$/\1/p' "$1" | head -1)
-    [ -n "$addr" ] && { echo "$addr"; return 0; }
-    sleep 0.1
-  done
-  return 1
-}
 
 db="$work/db.redb"
 "$bin" serve --listen 127.0.0.1:0 --db "$db" --workers 2 --max-upload 1MiB --max-pages 2 \
   >"$work/stdout" 2>"$work/serve.log" &
 server=$!
-addr=$(listen_addr "$work/stdout" 120) || { say "server did not start"; cat "$work/serve.log" >&2; exit 2; }
+addr=$(addr_of "$work/stdout" "listening on" 120) || { say "server did not start"; cat "$work/serve.log" >&2; exit 2; }
 url="http://$addr"
 # The first key: the line of 40 hex characters the server prints on an empty database.
 key=$(grep -m1 -xE '[[:space:]]*[0-9a-f]{40}[[:space:]]*' "$work/stdout" | tr -d '[:space:]') \

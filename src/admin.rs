@@ -9,6 +9,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,49 +131,53 @@ pub async fn serve(listener: UnixListener, ledger: Arc<Ledger>) {
             let mut reader = tokio::io::BufReader::new(read.take(64 * 1024));
             let read =
                 tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await;
-            let reply = match read {
-                Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
-                    Ok(Request::Backup) => {
-                        tracing::info!(target: "ocrbox::admin", op = "backup", "admin request");
-                        let made = tokio::task::spawn_blocking(move || ledger.backup_bytes()).await;
-                        match made {
-                            Ok(Ok((bytes, stats))) => {
-                                let reply = Reply::Backup {
-                                    stats,
-                                    bytes: bytes.len() as u64,
-                                };
-                                let mut out = serde_json::to_vec(&reply).unwrap_or_default();
-                                out.push(b'\n');
-                                let _ = write.write_all(&out).await;
-                                let _ = write.write_all(&bytes).await;
-                                return;
-                            }
-                            Ok(Err(e)) => Reply::Error {
-                                message: e.to_string(),
-                            },
-                            Err(e) => Reply::Error {
-                                message: e.to_string(),
-                            },
-                        }
-                    }
-                    Ok(req) => {
-                        tracing::info!(target: "ocrbox::admin", op = op_name(&req), "admin request");
-                        tokio::task::spawn_blocking(move || execute(&ledger, req))
-                            .await
-                            .unwrap_or_else(|e| Reply::Error {
-                                message: e.to_string(),
-                            })
-                    }
-                    Err(e) => Reply::Error {
-                        message: format!("bad request: {e}"),
-                    },
-                },
-                _ => return,
-            };
+            if !matches!(read, Ok(Ok(_))) {
+                return;
+            }
+            let (reply, payload) = answer(ledger, &line).await;
             let mut out = serde_json::to_vec(&reply).unwrap_or_default();
             out.push(b'\n');
+            out.extend_from_slice(&payload);
             let _ = write.write_all(&out).await;
         });
+    }
+}
+
+/// The reply to one request line, and the bytes that follow it (a backup's database).
+async fn answer(ledger: Arc<Ledger>, line: &str) -> (Reply, Vec<u8>) {
+    let req = match serde_json::from_str::<Request>(line) {
+        Ok(req) => req,
+        Err(e) => {
+            let message = format!("bad request: {e}");
+            return (Reply::Error { message }, Vec::new());
+        }
+    };
+    tracing::info!(target: "ocrbox::admin", op = op_name(&req), "admin request");
+    let done = tokio::task::spawn_blocking(move || match req {
+        Request::Backup => ledger.backup_bytes().map(|(bytes, stats)| {
+            let reply = Reply::Backup {
+                stats,
+                bytes: bytes.len() as u64,
+            };
+            (reply, bytes)
+        }),
+        req => Ok((execute(&ledger, req), Vec::new())),
+    })
+    .await;
+    match done {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => (
+            Reply::Error {
+                message: e.to_string(),
+            },
+            Vec::new(),
+        ),
+        Err(e) => (
+            Reply::Error {
+                message: e.to_string(),
+            },
+            Vec::new(),
+        ),
     }
 }
 
@@ -186,9 +191,14 @@ fn op_name(req: &Request) -> &'static str {
     }
 }
 
-/// Sends `req` to the server listening on `socket`. `Ok(None)` when no server is listening there.
-pub fn call(socket: &Path, req: &Request) -> std::io::Result<Option<Reply>> {
-    let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
+/// Sends `req` to the server listening on `socket` and reads its reply line; the reader is
+/// left at the bytes after it. `Ok(None)` when no server is listening there.
+fn exchange(
+    socket: &Path,
+    req: &Request,
+    timeout: Duration,
+) -> std::io::Result<Option<(Reply, BufReader<UnixStream>)>> {
+    let mut stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e)
             if matches!(
@@ -200,41 +210,30 @@ pub fn call(socket: &Path, req: &Request) -> std::io::Result<Option<Reply>> {
         }
         Err(e) => return Err(e),
     };
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(timeout))?;
     let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
     line.push(b'\n');
     stream.write_all(&line)?;
+    let mut reader = BufReader::new(stream);
     let mut reply = String::new();
-    BufReader::new(stream).read_line(&mut reply)?;
-    serde_json::from_str(&reply)
-        .map(Some)
-        .map_err(|e| std::io::Error::other(format!("bad reply from server: {e}")))
+    reader.read_line(&mut reply)?;
+    let reply = serde_json::from_str(&reply)
+        .map_err(|e| std::io::Error::other(format!("bad reply from server: {e}")))?;
+    Ok(Some((reply, reader)))
+}
+
+/// Sends `req` to the server listening on `socket`. `Ok(None)` when no server is listening there.
+pub fn call(socket: &Path, req: &Request) -> std::io::Result<Option<Reply>> {
+    Ok(exchange(socket, req, Duration::from_secs(30))?.map(|(reply, _)| reply))
 }
 
 /// Asks the server at `socket` for a backup and writes it to `out` (via `out.tmp`, synced,
 /// renamed). `Ok(None)` when no server listens there.
 pub fn backup(socket: &Path, out: &Path) -> std::io::Result<Option<BackupStats>> {
-    let stream = match std::os::unix::net::UnixStream::connect(socket) {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
+    let Some((reply, mut reader)) = exchange(socket, &Request::Backup, Duration::from_secs(120))?
+    else {
+        return Ok(None);
     };
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let mut line = serde_json::to_vec(&Request::Backup).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    (&stream).write_all(&line)?;
-    let mut reader = BufReader::new(stream);
-    let mut reply = String::new();
-    reader.read_line(&mut reply)?;
-    let reply: Reply = serde_json::from_str(&reply)
-        .map_err(|e| std::io::Error::other(format!("bad reply from server: {e}")))?;
     let (stats, len) = match reply {
         Reply::Backup { stats, bytes } => (stats, bytes),
         Reply::Error { message } => return Err(std::io::Error::other(message)),

@@ -421,7 +421,9 @@ impl Ledger {
     /// new database at `out.tmp`, synced, then renamed over `out`. A write transaction waits
     /// for no reader in redb, so OCR traffic goes on meanwhile.
     pub fn backup(&self, out: &Path) -> Result<BackupStats, LedgerError> {
-        let tmp = out.with_extension("tmp");
+        let mut tmp = out.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
         let _ = std::fs::remove_file(&tmp);
         let copy = Database::create(&tmp).map_err(|e| LedgerError::Db(e.into()))?;
         let mut stats = BackupStats::default();
@@ -455,8 +457,11 @@ impl Ledger {
     /// A backup as bytes (for the admin socket): staged in a file beside the database, the
     /// one directory the service may surely write (its unit makes the rest read-only).
     pub fn backup_bytes(&self) -> Result<(Vec<u8>, BackupStats), LedgerError> {
+        // One name per backup: two admins may ask at once.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut name = self.path.as_os_str().to_owned();
-        name.push(format!(".backup-{}", std::process::id()));
+        name.push(format!(".backup-{}-{n}", std::process::id()));
         let staged = std::path::PathBuf::from(name);
         let stats = self.backup(&staged)?;
         let bytes = std::fs::read(&staged);

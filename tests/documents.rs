@@ -8,11 +8,6 @@ use ocrbox::accuracy::cer;
 
 use crate::common::*;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 /// The expected text of a fixture page, from labels.tsv.
 fn label(name: &str) -> String {
     let tsv = String::from_utf8(fixture("labels.tsv")).unwrap();

@@ -5,35 +5,9 @@
 
 use crate::common::*;
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-/// Submits `bytes` with the extra query `hints`; the status and JSON body.
-fn solve(
-    c: &reqwest::blocking::Client,
-    srv: &Server,
-    key: &str,
-    hints: &str,
-    bytes: Vec<u8>,
-) -> (u16, serde_json::Value) {
-    let part = reqwest::blocking::multipart::Part::bytes(bytes).file_name("upload.png");
-    let form = reqwest::blocking::multipart::Form::new().part("image", part);
-    json(
-        c.post(srv.url(&format!("/api/ocr/solve?api={key}&{hints}")))
-            .multipart(form)
-            .send()
-            .unwrap(),
-    )
-}
-
 /// The text read with `hints`.
 fn read(c: &reqwest::blocking::Client, srv: &Server, key: &str, hints: &str, name: &str) -> String {
-    let (status, body) = solve(c, srv, key, hints, fixture(name));
+    let (status, body) = submit_with(c, srv, key, hints, fixture(name));
     assert_eq!(status, 200, "{hints}: {body}");
     let done = wait_result(c, srv, key, body["task_id"].as_str().unwrap());
     assert_eq!(done["status"], "ok", "{hints}: {done}");
@@ -130,7 +104,7 @@ fn bad_hints_are_refused_before_the_upload_and_cost_nothing() {
         ("case=upper&case=lower", "case given more than once"),
     ];
     for (hints, want) in cases {
-        let (status, body) = solve(&c, &srv, &key, hints, fixture("digits_000040.png"));
+        let (status, body) = submit_with(&c, &srv, &key, hints, fixture("digits_000040.png"));
         assert_eq!(status, 400, "{hints}: {body}");
         assert_eq!(body["status"], "fail");
         let detail = body["detail"].as_str().unwrap();

@@ -12,12 +12,6 @@ use crate::common::*;
 use reqwest::blocking::multipart::{Form, Part};
 use serde_json::Value;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
-}
-
 /// Asserts a `{"status":"fail","detail":"..."}` answer with `expected` status.
 fn assert_fail(what: &str, status: u16, body: &Value, expected: u16) {
     assert_eq!(status, expected, "{what}: {body}");

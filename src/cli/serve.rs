@@ -14,8 +14,6 @@ use ocrbox::{admin, http, ocr};
 
 use super::DEFAULT_DB;
 
-/// Time a client has to send a request's headers (slowloris guard; needs hyper's timer).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for open requests to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -172,7 +170,7 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
         ));
         let limits = http::Limits {
             max_connections: cfg.max_connections.max(1),
-            header_timeout: HEADER_TIMEOUT,
+            header_timeout: http::HEADER_TIMEOUT,
             request_timeout: cfg.request_timeout,
             shutdown_grace: SHUTDOWN_GRACE,
         };

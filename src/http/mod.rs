@@ -78,6 +78,10 @@ impl AppState {
     }
 }
 
+/// Time a client has to send a request's headers (slowloris guard; needs hyper's timer), on the
+/// API's listener and the metrics listener.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Long-polls waiting at once. Each holds a connection (and nothing else: no worker, no thread),
 /// so this is a share of `--max-connections`' default (512) that leaves room for uploads.
 const MAX_WAITERS: usize = 256;

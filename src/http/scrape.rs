@@ -27,9 +27,6 @@ use crate::metrics::{self, Format, Sampled};
 /// next interval). Prometheus keeps one open per target.
 const MAX_CONNECTIONS: usize = 16;
 
-/// Time to send a request's headers (slowloris guard, as on the API's listener).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves `listener` until the runtime stops (after the API's listener has drained).
 pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -52,7 +49,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
             let service = service_fn(move |req| answer(Arc::clone(&state), req));
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(super::HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "metrics connection ended with an error");

@@ -124,6 +124,7 @@ pub enum Shapes {
 struct WidthFree {
     model: TypedModel,
     width: Symbol,
+    height: usize,
 }
 
 /// One ONNX model and its optimised plans, one per input shape.
@@ -255,18 +256,14 @@ impl Model {
 
     /// An optimised plan for `shape`, from the width-free graph when there is one.
     fn build(&self, shape: [usize; 4]) -> TractResult<Plan> {
-        if let Some(free) = self.width_free() {
-            if let Shapes::FreeWidth { height } = self.shapes {
-                if shape[..3] == [1, 3, height] {
-                    let width = [(free.width.clone(), TDim::from(shape[3] as i64))];
-                    return free
-                        .model
-                        .set_symbols(&width.into_iter().collect())?
-                        .into_decluttered()?
-                        .into_optimized()?
-                        .into_runnable();
-                }
-            }
+        if let Some(free) = self.width_free().filter(|f| shape[..3] == [1, 3, f.height]) {
+            let width = [(free.width.clone(), TDim::from(shape[3] as i64))];
+            return free
+                .model
+                .set_symbols(&width.into_iter().collect())?
+                .into_decluttered()?
+                .into_optimized()?
+                .into_runnable();
         }
         self.graph
             .clone()
@@ -303,7 +300,11 @@ impl Model {
                     .and_then(|m| m.into_typed())
                     .and_then(|m| m.into_decluttered());
                 match typed {
-                    Ok(model) => Some(WidthFree { model, width }),
+                    Ok(model) => Some(WidthFree {
+                        model,
+                        width,
+                        height,
+                    }),
                     Err(e) => {
                         tracing::warn!(
                             model = self.name,

@@ -193,14 +193,32 @@ pub fn submit(
     key: &str,
     bytes: Vec<u8>,
 ) -> (u16, Value) {
+    submit_with(c, srv, key, "", bytes)
+}
+
+/// Submits `bytes` as the `image` field with more query parameters (`a=1&b=2`).
+pub fn submit_with(
+    c: &reqwest::blocking::Client,
+    srv: &Server,
+    key: &str,
+    query: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
     let part = reqwest::blocking::multipart::Part::bytes(bytes).file_name("upload.png");
     let form = reqwest::blocking::multipart::Form::new().part("image", part);
+    let extra = if query.is_empty() { "" } else { "&" };
     json(
-        c.post(srv.url(&format!("/api/ocr/solve?api={key}")))
+        c.post(srv.url(&format!("/api/ocr/solve?api={key}{extra}{query}")))
             .multipart(form)
             .send()
             .unwrap(),
     )
+}
+
+/// The bytes of `tests/fixtures/NAME`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 pub fn line_png() -> Vec<u8> {
