@@ -54,7 +54,7 @@ fn backups_under_load_are_consistent_copies() {
             let base = srv.base.clone();
             std::thread::spawn(move || {
                 let c = client();
-                let mut done = 0;
+                let mut accepted = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
                     let part =
                         reqwest::blocking::multipart::Part::bytes(line_png()).file_name("line.png");
@@ -65,12 +65,13 @@ fn backups_under_load_are_consistent_copies() {
                         .send()
                         .unwrap();
                     if resp.status() == 200 {
-                        done += 1;
+                        let body: serde_json::Value = resp.json().unwrap();
+                        accepted.push((key.clone(), body["task_id"].as_str().unwrap().to_string()));
                     } else {
                         std::thread::sleep(Duration::from_millis(100));
                     }
                 }
-                done
+                accepted
             })
         })
         .collect();
@@ -87,21 +88,17 @@ fn backups_under_load_are_consistent_copies() {
         }
     }
     stop.store(true, Ordering::SeqCst);
-    let submitted: u64 = clients.into_iter().map(|h| h.join().unwrap()).sum();
-    assert!(submitted > 0);
-    // Once traffic has drained (balances steady for a second), a last backup equals the live
-    // ledger.
+    let accepted: Vec<(String, String)> = clients
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(!accepted.is_empty());
+    // Once every accepted task has ended, a last backup equals the live ledger.
     let c = client();
-    let balances = || [balance(&c, &srv, &first), balance(&c, &srv, &second)];
-    let mut live = balances();
-    for _ in 0..30 {
-        std::thread::sleep(Duration::from_secs(1));
-        let now = balances();
-        if now == live {
-            break;
-        }
-        live = now;
+    for (key, task) in &accepted {
+        wait_result(&c, &srv, key, task);
     }
+    let live = [balance(&c, &srv, &first), balance(&c, &srv, &second)];
     let out = dir.0.join("final.redb");
     backup(&dir.db(), &out);
     let mut rows = totals(&out);
