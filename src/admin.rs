@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
-use crate::ledger::{BackupStats, CreditChange, KeyInfo, KeyRow, Ledger};
+use crate::ledger::{BackupStats, CreditChange, KeyInfo, KeyRow, Ledger, Local};
 
 /// An administration command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,7 +66,7 @@ pub enum Reply {
 }
 
 /// Runs `req` against `ledger`.
-pub fn execute(ledger: &Ledger, req: Request) -> Reply {
+pub fn execute(ledger: &dyn Ledger, req: Request) -> Reply {
     let result = match req {
         Request::Add { name, solves } => ledger
             .add_key(&name, solves)
@@ -76,7 +76,7 @@ pub fn execute(ledger: &Ledger, req: Request) -> Reply {
             ledger.credit(&key, change).map(|info| Reply::Key { info })
         }
         Request::Revoke { key } => ledger.revoke(&key).map(|info| Reply::Key { info }),
-        // Over the socket only (see `serve`); on the file, `Ledger::backup` writes it directly.
+        // Over the socket only (see `serve`); on the file, `Local::backup` writes it directly.
         Request::Backup => Ok(Reply::Error {
             message: "backup is answered by the server's socket only".into(),
         }),
@@ -113,7 +113,7 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 /// Answers admin requests on `listener` until the task is dropped.
-pub async fn serve(listener: UnixListener, ledger: Arc<Ledger>) {
+pub async fn serve(listener: UnixListener, ledger: Arc<Local>) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
@@ -144,7 +144,7 @@ pub async fn serve(listener: UnixListener, ledger: Arc<Ledger>) {
 }
 
 /// The reply to one request line, and the bytes that follow it (a backup's database).
-async fn answer(ledger: Arc<Ledger>, line: &str) -> (Reply, Vec<u8>) {
+async fn answer(ledger: Arc<Local>, line: &str) -> (Reply, Vec<u8>) {
     let req = match serde_json::from_str::<Request>(line) {
         Ok(req) => req,
         Err(e) => {
@@ -161,7 +161,7 @@ async fn answer(ledger: Arc<Ledger>, line: &str) -> (Reply, Vec<u8>) {
             };
             (reply, bytes)
         }),
-        req => Ok((execute(&ledger, req), Vec::new())),
+        req => Ok((execute(&*ledger, req), Vec::new())),
     })
     .await;
     match done {

@@ -27,6 +27,8 @@ enum Command {
     Keys(cli::keys::Args),
     /// Write a consistent copy of the keys and credits (works while `serve` runs).
     Backup(cli::backup::Args),
+    /// Move keys and credits between a redb file and a shared PostgreSQL ledger.
+    Ledger(cli::ledger::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +47,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::run(args),
         Command::Keys(args) => cli::keys::run(args),
         Command::Backup(args) => cli::backup::run(args),
+        Command::Ledger(args) => cli::ledger::run(args),
     }
 }

@@ -1,7 +1,10 @@
 //! In-memory task store: what each submitted task has become, until it expires.
 //!
-//! Tasks never touch disk. The uploaded image is *not* kept here: it travels with the job through
-//! the worker queue and is dropped as soon as inference ends; this store only holds the outcome.
+//! On a single box tasks never touch disk. The uploaded image is *not* kept here: it travels
+//! with the job through the worker queue and is dropped as soon as inference ends; this store
+//! only holds the outcome. With a shared ledger (a fleet) the outcome is also kept in the
+//! ledger as a [`TaskRecord`], and polls read it there, on whichever box they land; this store
+//! then serves to wake the long-polls of the tasks this box runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::ledger::KeyHash;
+use crate::ledger::{KeyHash, TaskRecord};
 use crate::ocr::{DecodeError, Page};
 
 /// Where a task stands.
@@ -44,6 +47,10 @@ pub enum FailReason {
     Revoked,
     /// Our fault; the cause is logged where it happened, never sent.
     Internal(Internal),
+    /// The box reading the task stopped before it ended (seen through a shared ledger).
+    Lost,
+    /// A failure recorded in a shared ledger, as it was worded for the client then.
+    Recorded(String),
 }
 
 /// Which part of ours failed a task.
@@ -60,8 +67,90 @@ pub enum Internal {
 pub struct TaskView {
     pub owner: KeyHash,
     pub state: TaskState,
-    /// Wakes whoever waits for this task to end (long-poll); see [`TaskStore::finish`].
-    pub ended: Arc<Notify>,
+    /// Wakes whoever waits for this task to end (long-poll; see [`TaskStore::finish`]): only
+    /// for tasks run by this box.
+    pub ended: Option<Arc<Notify>>,
+}
+
+/// A finished task's result as a shared ledger stores it (JSON).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pages: Option<Arc<Vec<Page>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    seconds: f64,
+}
+
+impl TaskState {
+    /// The outcome as a shared ledger keeps it (`Done` is charged; anything else is not). The
+    /// failure's wording is the client's (`FailReason`'s `Display`, in `http::error`).
+    pub fn record(&self) -> TaskRecord {
+        let (ok, stored) = match self {
+            TaskState::Done {
+                text,
+                pages,
+                seconds,
+            } => (
+                true,
+                Stored {
+                    text: Some(text.clone()),
+                    pages: Some(Arc::clone(pages)),
+                    detail: None,
+                    seconds: *seconds,
+                },
+            ),
+            TaskState::Failed { reason, seconds } => (
+                false,
+                Stored {
+                    text: None,
+                    pages: None,
+                    detail: Some(reason.to_string()),
+                    seconds: *seconds,
+                },
+            ),
+            TaskState::InProcess | TaskState::Finishing => (
+                false,
+                Stored {
+                    text: None,
+                    pages: None,
+                    detail: None,
+                    seconds: 0.0,
+                },
+            ),
+        };
+        TaskRecord {
+            ok,
+            body: serde_json::to_string(&stored).unwrap_or_default(),
+        }
+    }
+
+    /// The outcome read back from a shared ledger; a failure without a body is a task whose
+    /// box stopped ([`FailReason::Lost`]).
+    pub fn from_record(record: TaskRecord) -> TaskState {
+        let stored = serde_json::from_str::<Stored>(&record.body).ok();
+        match stored {
+            Some(s) if record.ok => TaskState::Done {
+                text: s.text.unwrap_or_default(),
+                pages: s.pages.unwrap_or_default(),
+                seconds: s.seconds,
+            },
+            Some(Stored {
+                detail: Some(detail),
+                seconds,
+                ..
+            }) => TaskState::Failed {
+                reason: FailReason::Recorded(detail),
+                seconds,
+            },
+            _ => TaskState::Failed {
+                reason: FailReason::Lost,
+                seconds: 0.0,
+            },
+        }
+    }
 }
 
 struct Task {
@@ -75,7 +164,7 @@ struct Task {
 /// (capped at a quarter of the TTL). Without it a task charged just before its expiry would be
 /// gone before the client's next poll: paid for and never seen. The API spec advises polling
 /// every 1-2 s; 5 s covers that with room for latency.
-const MIN_RESULT_LIFETIME: Duration = Duration::from_secs(5);
+pub const MIN_RESULT_LIFETIME: Duration = Duration::from_secs(5);
 
 /// All live tasks, keyed by their UUIDv4.
 pub struct TaskStore {
@@ -97,9 +186,9 @@ impl TaskStore {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a new task for `owner`; returns its id and its expiry.
-    pub fn create(&self, owner: KeyHash) -> (Uuid, Instant) {
-        let id = Uuid::new_v4();
+    /// Registers the new task `id` (drawn with its credit reservation) for `owner`; returns its
+    /// expiry.
+    pub fn create(&self, id: Uuid, owner: KeyHash) -> Instant {
         let expires = Instant::now() + self.ttl;
         self.lock().insert(
             id,
@@ -110,7 +199,7 @@ impl TaskStore {
                 ended: Arc::new(Notify::new()),
             },
         );
-        (id, expires)
+        expires
     }
 
     /// The task, unless unknown or expired.
@@ -124,7 +213,7 @@ impl TaskStore {
         Some(TaskView {
             owner: task.owner,
             state: task.state.clone(),
-            ended: Arc::clone(&task.ended),
+            ended: Some(Arc::clone(&task.ended)),
         })
     }
 
@@ -194,7 +283,8 @@ mod tests {
     #[test]
     fn tasks_expire_and_are_reaped() {
         let store = TaskStore::new(Duration::from_millis(50));
-        let (id, _) = store.create([0; 32]);
+        let id = Uuid::new_v4();
+        store.create(id, [0; 32]);
         assert!(store.get(&id).is_some());
         std::thread::sleep(Duration::from_millis(60));
         assert!(store.get(&id).is_none());
@@ -207,7 +297,8 @@ mod tests {
     fn a_result_ready_just_before_expiry_stays_readable_a_while() {
         // TTL 1 s: a result stays readable at least 250 ms once stored.
         let store = TaskStore::new(Duration::from_secs(1));
-        let (id, _) = store.create([0; 32]);
+        let id = Uuid::new_v4();
+        store.create(id, [0; 32]);
         std::thread::sleep(Duration::from_millis(800));
         assert!(store.begin_finish(&id));
         // Charging took the task past its expiry; the client has not polled yet.
@@ -228,7 +319,8 @@ mod tests {
     #[test]
     fn an_early_result_expires_with_its_task() {
         let store = TaskStore::new(Duration::from_millis(400));
-        let (id, _) = store.create([0; 32]);
+        let id = Uuid::new_v4();
+        store.create(id, [0; 32]);
         assert!(store.begin_finish(&id));
         store.finish(
             &id,

@@ -221,14 +221,7 @@ fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
         tracing::debug!(task = %id, "finished after expiry, not charged");
         return;
     }
-    let state = match settle(outcome, reservation, &id) {
-        Ok(pages) => TaskState::Done {
-            text: document_text(&pages),
-            pages: std::sync::Arc::new(pages),
-            seconds,
-        },
-        Err(reason) => TaskState::Failed { reason, seconds },
-    };
+    let state = settle(outcome, reservation, &id, seconds);
     // Out of flight before the result can be read.
     drop(busy);
     tasks.finish(&id, state);
@@ -244,41 +237,55 @@ fn kind_of(upload: &[u8], pages: u64) -> OcrKind {
     }
 }
 
-/// Charges the credits (one per page) for a successful reading and hands back its pages;
-/// otherwise says why the task failed (the reservation is then dropped, releasing the credits
-/// uncharged: a document with one unreadable page costs nothing). Causes that are ours are
-/// logged here; the client's wording is `http::error`'s.
+/// Charges the credits (one per page) for a successful reading, recording its result in the
+/// same transaction; otherwise ends the reservation uncharged with the reason (a document with
+/// one unreadable page costs nothing). Causes that are ours are logged here; the client's
+/// wording is `http::error`'s.
 fn settle(
     outcome: Result<Vec<Page>, OcrError>,
-    reservation: Reservation,
+    mut reservation: Reservation,
     id: &Uuid,
-) -> Result<Vec<Page>, FailReason> {
-    let pages = match outcome {
-        Ok(pages) => pages,
-        Err(OcrError::Decode(e)) => return Err(FailReason::Image(e)),
+    seconds: f64,
+) -> TaskState {
+    let reason = match outcome {
+        Err(OcrError::Decode(e)) => FailReason::Image(e),
         Err(OcrError::Model(e)) => {
             tracing::error!(task = %id, error = %e, "OCR engine failed");
-            return Err(FailReason::Internal(Internal::Engine));
+            FailReason::Internal(Internal::Engine)
+        }
+        // The route reserved one credit per page it counted, with the same `Document::open`;
+        // a disagreement would be our bug, and must not charge a wrong count.
+        Ok(pages) if pages.len() as u64 != reservation.credits() => {
+            tracing::error!(task = %id, read = pages.len(), reserved = reservation.credits(), "page count changed");
+            FailReason::Internal(Internal::Engine)
+        }
+        Ok(pages) => {
+            let done = TaskState::Done {
+                text: document_text(&pages),
+                pages: Arc::new(pages),
+                seconds,
+            };
+            let credits = reservation.credits();
+            match reservation.charge(&done.record()) {
+                Ok(_) => {
+                    metrics::get().charged(credits);
+                    return done;
+                }
+                // The text is withheld: it was not paid for.
+                Err(LedgerError::NoSolves) => FailReason::NoSolves,
+                Err(LedgerError::Revoked) => FailReason::Revoked,
+                Err(LedgerError::TaskGone) => {
+                    tracing::debug!(task = %id, "ended elsewhere meanwhile, not charged");
+                    FailReason::Lost
+                }
+                Err(e) => {
+                    tracing::error!(task = %id, error = %e, "could not record the solve");
+                    FailReason::Internal(Internal::Ledger)
+                }
+            }
         }
     };
-    // The route reserved one credit per page it counted, with the same `Document::open`; a
-    // disagreement would be our bug, and must not charge a wrong count.
-    if pages.len() as u64 != reservation.credits() {
-        tracing::error!(task = %id, read = pages.len(), reserved = reservation.credits(), "page count changed");
-        return Err(FailReason::Internal(Internal::Engine));
-    }
-    let credits = reservation.credits();
-    match reservation.charge() {
-        Ok(_) => {
-            metrics::get().charged(credits);
-            Ok(pages)
-        }
-        // The text is withheld: it was not paid for.
-        Err(LedgerError::NoSolves) => Err(FailReason::NoSolves),
-        Err(LedgerError::Revoked) => Err(FailReason::Revoked),
-        Err(e) => {
-            tracing::error!(task = %id, error = %e, "could not record the solve");
-            Err(FailReason::Internal(Internal::Ledger))
-        }
-    }
+    let failed = TaskState::Failed { reason, seconds };
+    reservation.fail(&failed.record());
+    failed
 }

@@ -16,6 +16,8 @@ mod backup;
 mod credits;
 /// Documents of several pages (scanned PDF, multi-page TIFF): one credit per page, `\f` between pages, limits.
 mod documents;
+/// A shared PostgreSQL ledger: boxes share keys, credits and tasks (ignored without --ignored).
+mod fleet;
 /// `GET /healthz` and the opt-in metrics listener: counters, no keys, 503 at shutdown.
 mod health_metrics;
 /// Decoding hints on solve: obeyed by the decoder, refused with the reason when bad.

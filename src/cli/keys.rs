@@ -1,13 +1,14 @@
 //! `ocrbox keys`: create, list, credit and revoke API keys.
 //!
 //! Works with or without a running server: through the server's admin socket when one is
-//! listening next to the database, on the database file directly otherwise.
+//! listening next to the database, on the database file directly otherwise; with `--ledger`,
+//! on the shared PostgreSQL database directly (every box sees the change at once).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ocrbox::admin::{self, Reply, Request};
-use ocrbox::ledger::{CreditChange, KeyInfo, Ledger, LedgerError};
+use ocrbox::ledger::{CreditChange, KeyInfo, LedgerError, Local, Postgres};
 
 /// Arguments of `ocrbox keys`.
 #[derive(clap::Args)]
@@ -20,6 +21,10 @@ pub struct Args {
         global = true
     )]
     pub db: PathBuf,
+    /// The shared PostgreSQL ledger of a fleet (the one `ocrbox serve --ledger` uses),
+    /// instead of --db.
+    #[arg(long, env = "OCRBOX_LEDGER", value_name = "postgres://…", global = true, value_parser = super::parse_postgres_url)]
+    pub ledger: Option<String>,
     #[command(subcommand)]
     pub command: KeysCommand,
 }
@@ -65,7 +70,13 @@ pub fn run(args: Args) -> ExitCode {
         KeysCommand::Credit { key, change } => (Request::Credit { key, change }, false),
         KeysCommand::Revoke { key } => (Request::Revoke { key }, false),
     };
-    match send(&args.db, request) {
+    let sent = match &args.ledger {
+        Some(url) => Postgres::connect(url, super::serve::DEFAULT_TASK_TTL)
+            .map(|ledger| admin::execute(&ledger, request))
+            .map_err(|e| e.to_string()),
+        None => send(&args.db, request),
+    };
+    match sent {
         Ok(Reply::Error { message }) => {
             eprintln!("ocrbox keys: {message}");
             ExitCode::FAILURE
@@ -95,7 +106,7 @@ fn send(db: &std::path::Path, request: Request) -> Result<Reply, String> {
             db.display()
         ));
     }
-    match Ledger::open(db) {
+    match Local::open(db) {
         Ok(ledger) => Ok(admin::execute(&ledger, request)),
         Err(LedgerError::InUse(path)) => Err(format!(
             "database {path} is held by a running server, but its admin socket {} does not \

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod eval;
 pub mod keys;
+pub mod ledger;
 pub mod ocr;
 pub mod serve;
 pub mod version;
@@ -99,6 +100,16 @@ pub fn read_file(engine: &Engine, path: &Path, hints: &Hints) -> Result<Vec<Page
 
 /// The database `serve` and `keys` use unless told otherwise (`--db`, `OCRBOX_DB`).
 pub const DEFAULT_DB: &str = "./ocrbox.redb";
+
+/// Accepts a `postgres://` or `postgresql://` URL (a shared ledger).
+pub fn parse_postgres_url(s: &str) -> Result<String, String> {
+    match ocrbox::ledger::Location::parse(s) {
+        ocrbox::ledger::Location::Postgres(url) => Ok(url),
+        ocrbox::ledger::Location::File(_) => Err(format!(
+            "expected a postgres:// URL, got {s:?} (a file ledger is --db)"
+        )),
+    }
+}
 
 /// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

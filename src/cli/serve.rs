@@ -7,12 +7,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ocrbox::ledger::Ledger;
+use ocrbox::ledger::{Ledger, Local, Postgres};
 use ocrbox::tasks::TaskStore;
 use ocrbox::workers::Pool;
 use ocrbox::{admin, http, ocr};
 
 use super::DEFAULT_DB;
+
+/// `--task-ttl`'s default, for commands that open a shared ledger without serving.
+pub const DEFAULT_TASK_TTL: Duration = Duration::from_secs(30);
 
 /// How long shutdown waits for open requests to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -27,6 +30,10 @@ pub struct Args {
     /// `<db>.sock` next to it.
     #[arg(long, env = "OCRBOX_DB", default_value = DEFAULT_DB)]
     pub db: PathBuf,
+    /// Keep keys, credits and tasks in this PostgreSQL database instead of `--db`, shared by
+    /// every box that names it (README, "Fleet"). Example: postgres://ocrbox@db.lan/ocrbox
+    #[arg(long, env = "OCRBOX_LEDGER", value_name = "postgres://…", value_parser = super::parse_postgres_url)]
+    pub ledger: Option<String>,
     /// Text detector: PP-OCRv6 `small` (default) or `tiny` (see README, "OCR engine").
     #[arg(
         long,
@@ -108,8 +115,16 @@ fn init_logging() {
 }
 
 fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
-    // Open the database first: it fails fast when another server already holds it.
-    let ledger = Arc::new(Ledger::open(&cfg.db)?);
+    // Open the ledger first: it fails fast when another server holds the file, or when the
+    // shared database does not answer.
+    let (ledger, local): (Arc<dyn Ledger>, Option<Arc<Local>>) = match &cfg.ledger {
+        Some(url) => (Arc::new(Postgres::connect(url, cfg.task_ttl)?), None),
+        None => {
+            let local = Arc::new(Local::open(&cfg.db)?);
+            (Arc::clone(&local) as Arc<dyn Ledger>, Some(local))
+        }
+    };
+    ledger.join()?;
     let engine = Arc::new(ocr::Engine::new(cfg.det)?);
     let tasks = Arc::new(TaskStore::new(cfg.task_ttl));
     let workers = cfg.workers();
@@ -135,18 +150,22 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
         let addr = listener.local_addr()?;
         let metrics_listener = bind_metrics(cfg.metrics_listen).await?;
-        if ledger.is_empty()? {
-            let (key, _) = ledger.add_key("first key", cfg.first_key_solves)?;
-            print_first_key(&key, cfg.first_key_solves, addr);
+        let solves = cfg.first_key_solves;
+        let first = Arc::clone(&ledger);
+        if let Some(key) = tokio::task::spawn_blocking(move || first.first_key(solves)).await?? {
+            print_first_key(&key, solves, addr);
         }
         let shutdown = shutdown_signal()?;
-        let admin_listener = admin::bind(&socket)
-            .map_err(|e| format!("cannot create admin socket {}: {e}", socket.display()))?;
-        tokio::spawn(admin::serve(admin_listener, Arc::clone(&ledger)));
+        // With a shared ledger, `ocrbox keys --ledger` talks to the database itself.
+        if let Some(local) = &local {
+            let admin_listener = admin::bind(&socket)
+                .map_err(|e| format!("cannot create admin socket {}: {e}", socket.display()))?;
+            tokio::spawn(admin::serve(admin_listener, Arc::clone(local)));
+        }
         tokio::spawn(reaper(Arc::clone(&tasks), Arc::clone(&ledger)));
         tracing::info!(
             %addr,
-            db = %cfg.db.display(),
+            ledger = %ledger.describe(),
             workers,
             queue = cfg.queue,
             ttl_s = cfg.task_ttl.as_secs_f64(),
@@ -184,9 +203,13 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
     // inferences end (they find their task gone) and drop queued jobs.
     tasks.clear();
     pool.shutdown();
+    ledger.leave();
     runtime.shutdown_timeout(Duration::from_secs(2));
-    let _ = std::fs::remove_file(&socket);
+    if local.is_some() {
+        let _ = std::fs::remove_file(&socket);
+    }
     // The last reference closes the database cleanly.
+    drop(local);
     drop(ledger);
     tracing::info!("stopped");
     result
@@ -202,7 +225,7 @@ async fn bind_metrics(at: Option<SocketAddr>) -> Result<Option<tokio::net::TcpLi
 }
 
 /// Expires tasks every second and prunes old usage buckets every minute.
-async fn reaper(tasks: Arc<TaskStore>, ledger: Arc<Ledger>) {
+async fn reaper(tasks: Arc<TaskStore>, ledger: Arc<dyn Ledger>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n: u64 = 0;
     loop {
@@ -213,8 +236,7 @@ async fn reaper(tasks: Arc<TaskStore>, ledger: Arc<Ledger>) {
         }
         if n.is_multiple_of(60) {
             let ledger = Arc::clone(&ledger);
-            let pruned =
-                tokio::task::spawn_blocking(move || ledger.prune(ocrbox::ledger::unix_now())).await;
+            let pruned = tokio::task::spawn_blocking(move || ledger.prune()).await;
             if let Ok(Err(e)) = pruned {
                 tracing::warn!(error = %e, "could not prune usage");
             }

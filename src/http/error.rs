@@ -43,6 +43,9 @@ pub enum ApiError {
     Timeout,
     #[error("Server is shutting down")]
     ShuttingDown,
+    /// The shared ledger (PostgreSQL) is down or too slow; the cause is logged, never sent.
+    #[error("Ledger database unavailable, retry shortly")]
+    LedgerUnavailable(String),
     /// Our fault; the cause is logged, never sent.
     #[error("Internal server error")]
     Internal(String),
@@ -57,7 +60,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) | ApiError::Hint(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } | ApiError::TooManyPages(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::QueueFull { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::QueueFull { .. }
+            | ApiError::ShuttingDown
+            | ApiError::LedgerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -66,8 +71,10 @@ impl ApiError {
     /// The response for this error: `{"status":"fail","detail":...}` with the right status and
     /// headers.
     pub fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "internal error");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::LedgerUnavailable(cause) => tracing::warn!(%cause, "ledger unavailable"),
+            _ => {}
         }
         let mut resp = json::response(
             self.status(),
@@ -90,7 +97,7 @@ impl ApiError {
                     retry_after.as_secs().max(1).into(),
                 );
             }
-            ApiError::ShuttingDown => {
+            ApiError::ShuttingDown | ApiError::LedgerUnavailable(_) => {
                 headers.insert(hyper::header::RETRY_AFTER, 5u64.into());
             }
             // The body may be unread; closing avoids parsing the rest of it as a next request.
@@ -106,16 +113,20 @@ impl ApiError {
     }
 }
 
-/// The `result` text of a failed task, as the client reads it. The two spec strings come from
-/// [`ApiError`]'s own wording, so each exists once.
-pub fn failure_detail(reason: &FailReason) -> String {
-    match reason {
-        FailReason::Image(e) => ApiError::from(e.clone()).to_string(),
-        FailReason::NoSolves => ApiError::NoSolves.to_string(),
-        FailReason::Revoked => ApiError::InvalidKey.to_string(),
-        FailReason::Internal(Internal::Engine) => "internal OCR error".into(),
-        FailReason::Internal(Internal::Ledger) => {
-            "internal error: could not record the solve".into()
+/// The `result` text of a failed task, as the client reads it (also what a shared ledger
+/// stores). The two spec strings come from [`ApiError`]'s own wording, so each exists once.
+impl std::fmt::Display for FailReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailReason::Image(e) => write!(f, "{}", ApiError::from(e.clone())),
+            FailReason::NoSolves => write!(f, "{}", ApiError::NoSolves),
+            FailReason::Revoked => write!(f, "{}", ApiError::InvalidKey),
+            FailReason::Internal(Internal::Engine) => f.write_str("internal OCR error"),
+            FailReason::Internal(Internal::Ledger) => {
+                f.write_str("internal error: could not record the solve")
+            }
+            FailReason::Lost => f.write_str("the server reading this task stopped; not charged"),
+            FailReason::Recorded(detail) => f.write_str(detail),
         }
     }
 }
@@ -134,6 +145,7 @@ impl From<crate::ledger::LedgerError> for ApiError {
         match e {
             crate::ledger::LedgerError::NoSolves => ApiError::NoSolves,
             crate::ledger::LedgerError::Revoked => ApiError::InvalidKey,
+            crate::ledger::LedgerError::Unavailable(why) => ApiError::LedgerUnavailable(why),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -145,14 +157,14 @@ mod tests {
 
     #[test]
     fn failures_use_the_spec_wording() {
-        assert_eq!(failure_detail(&FailReason::NoSolves), "No solves remaining");
-        assert_eq!(failure_detail(&FailReason::Revoked), "Invalid API key");
+        assert_eq!(FailReason::NoSolves.to_string(), "No solves remaining");
+        assert_eq!(FailReason::Revoked.to_string(), "Invalid API key");
         assert_eq!(
-            failure_detail(&FailReason::Image(DecodeError::Empty)),
+            FailReason::Image(DecodeError::Empty).to_string(),
             "empty image"
         );
         assert_eq!(
-            failure_detail(&FailReason::Internal(Internal::Engine)),
+            FailReason::Internal(Internal::Engine).to_string(),
             "internal OCR error"
         );
     }

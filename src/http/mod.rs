@@ -38,7 +38,7 @@ pub type Response = hyper::Response<Full<Bytes>>;
 
 /// What request handlers share.
 pub struct AppState {
-    pub ledger: Arc<Ledger>,
+    pub ledger: Arc<dyn Ledger>,
     pub tasks: Arc<TaskStore>,
     pub pool: Arc<Pool>,
     /// Largest accepted image, bytes.
@@ -54,7 +54,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        ledger: Arc<Ledger>,
+        ledger: Arc<dyn Ledger>,
         tasks: Arc<TaskStore>,
         pool: Arc<Pool>,
         max_upload: u64,

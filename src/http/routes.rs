@@ -11,9 +11,9 @@ use hyper::{Method, Request, StatusCode};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::error::{failure_detail, ApiError};
+use super::error::ApiError;
 use super::{health, json, multipart, openapi, page, AppState, Response};
-use crate::ledger::{unix_now, KeyHash, KeyInfo, Ledger, LedgerError, Reservation};
+use crate::ledger::{self, KeyHash, KeyInfo, Ledger, LedgerError, Reservation};
 use crate::ocr::hints::{HintSpec, Hints};
 use crate::ocr::Document;
 use crate::tasks::{TaskState, TaskView};
@@ -134,12 +134,13 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// Runs a ledger call on the blocking pool: every handler reaches the ledger through here.
-/// A redb read is quick, but [`Ledger::reserve`] waits for a credit being charged, and a
-/// charge holds its lock across a commit (an fsync: seconds on a worn SD card). On a runtime
-/// thread that wait would stall every connection served by that thread.
+/// A redb read is quick, but [`ledger::reserve`] waits for a credit being charged, and a
+/// charge holds its lock across a commit (an fsync: seconds on a worn SD card); a shared
+/// ledger waits for the database. On a runtime thread that wait would stall every connection
+/// served by that thread.
 async fn ledger_call<T: Send + 'static>(
     state: &AppState,
-    f: impl FnOnce(&Arc<Ledger>) -> Result<T, LedgerError> + Send + 'static,
+    f: impl FnOnce(&Arc<dyn Ledger>) -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let ledger = Arc::clone(&state.ledger);
     tokio::task::spawn_blocking(move || f(&ledger))
@@ -179,7 +180,7 @@ async fn solves_of(state: &AppState, hash: KeyHash) -> Result<u64, ApiError> {
 
 async fn balance(state: &AppState, api: Option<String>) -> Result<Response, ApiError> {
     let (hash, info) = authenticate(state, api).await?;
-    let last_24h = ledger_call(state, move |l| l.usage_24h(&hash, unix_now())).await?;
+    let last_24h = ledger_call(state, move |l| l.usage_24h(&hash)).await?;
     Ok(json::response(
         StatusCode::OK,
         &json::Balance {
@@ -194,7 +195,7 @@ async fn balance(state: &AppState, api: Option<String>) -> Result<Response, ApiE
 /// bandwidth.
 async fn admit(state: &AppState, api: Option<String>) -> Result<(Reservation, KeyHash), ApiError> {
     let (hash, _) = authenticate(state, api).await?;
-    let reservation = ledger_call(state, move |l| l.reserve(hash)).await?;
+    let reservation = ledger_call(state, move |l| ledger::reserve(l, hash)).await?;
     if state.pool.is_full() {
         return Err(ApiError::QueueFull {
             retry_after: RETRY_AFTER,
@@ -227,7 +228,8 @@ async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, Api
     if state.is_shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
-    let (id, deadline) = state.tasks.create(hash);
+    let id = reservation.task();
+    let deadline = state.tasks.create(id, hash);
     let job = Job {
         id,
         image,
@@ -309,9 +311,9 @@ async fn result(
         Some(t) if caller.is_none_or(|c| c == t.owner) => Ok(t),
         _ => Err(ApiError::TaskNotFound),
     };
-    let mut task = visible(state.tasks.get(&id))?;
+    let mut task = visible(read_task(state, id).await?)?;
     if !opts.wait.is_zero() && in_process(&task.state) {
-        task = visible(wait_for_end(state, &id, task, opts.wait).await)?;
+        task = visible(wait_for_end(state, id, task, opts.wait).await?)?;
     }
     let solves = solves_of(state, task.owner).await?;
     let (status, result, time, pages) = match task.state {
@@ -321,9 +323,7 @@ async fn result(
             pages,
             seconds,
         } => ("ok", text, Some(seconds), opts.details.then_some(pages)),
-        TaskState::Failed { reason, seconds } => {
-            ("fail", failure_detail(&reason), Some(seconds), None)
-        }
+        TaskState::Failed { reason, seconds } => ("fail", reason.to_string(), Some(seconds), None),
     };
     Ok(json::response(
         StatusCode::OK,
@@ -342,35 +342,79 @@ fn in_process(state: &TaskState) -> bool {
     matches!(state, TaskState::InProcess | TaskState::Finishing)
 }
 
+/// The task, unless unknown or expired: from this box's store, or where the ledger keeps
+/// tasks (a fleet), from there (any box may have accepted it).
+async fn read_task(state: &AppState, id: Uuid) -> Result<Option<TaskView>, ApiError> {
+    if !state.ledger.shares_tasks() {
+        return Ok(state.tasks.get(&id));
+    }
+    let found = ledger_call(state, move |l| l.task(&id)).await?;
+    Ok(found.map(|(owner, record)| TaskView {
+        owner,
+        state: record.map_or(TaskState::InProcess, TaskState::from_record),
+        ended: state.tasks.get(&id).and_then(|local| local.ended),
+    }))
+}
+
+/// How often a long-poll reads a task that another box runs (no wake-up crosses boxes).
+const REMOTE_POLL: Duration = Duration::from_millis(250);
+
 /// Long-poll: waits (on the runtime, holding no worker and no thread) until the task ends,
 /// `wait` passes, or the server stops; then reads the task again (`None`: it expired). When
 /// [`super::MAX_WAITERS`] polls already wait, answers at once.
 async fn wait_for_end(
     state: &AppState,
-    id: &Uuid,
+    id: Uuid,
     task: TaskView,
     wait: Duration,
-) -> Option<TaskView> {
+) -> Result<Option<TaskView>, ApiError> {
     let Ok(_slot) = state.waiters.try_acquire() else {
-        return Some(task);
+        return Ok(Some(task));
     };
     let deadline = Instant::now() + wait;
-    let ended = task.ended.notified();
+    let Some(ended) = task.ended else {
+        return poll_until_end(state, id, deadline).await;
+    };
+    let ended = ended.notified();
     let stopping = state.stopping.notified();
     tokio::pin!(ended, stopping);
     // Registered before the state is read again, so an end in between is not missed.
     ended.as_mut().enable();
     stopping.as_mut().enable();
-    let now = state.tasks.get(id)?;
+    let Some(now) = read_task(state, id).await? else {
+        return Ok(None);
+    };
     if !in_process(&now.state) || state.is_shutting_down() {
-        return Some(now);
+        return Ok(Some(now));
     }
     tokio::select! {
         () = ended => {}
         () = stopping => {}
         () = tokio::time::sleep_until(deadline) => {}
     }
-    state.tasks.get(id)
+    read_task(state, id).await
+}
+
+/// Long-poll of a task another box runs: reads it every [`REMOTE_POLL`] until it ends,
+/// `deadline` passes, or the server stops.
+async fn poll_until_end(
+    state: &AppState,
+    id: Uuid,
+    deadline: Instant,
+) -> Result<Option<TaskView>, ApiError> {
+    loop {
+        let pause = REMOTE_POLL.min(deadline.saturating_duration_since(Instant::now()));
+        let stopping = state.stopping.notified();
+        tokio::select! {
+            () = stopping => {}
+            () = tokio::time::sleep(pause) => {}
+        }
+        let task = read_task(state, id).await?;
+        let ended = task.as_ref().is_none_or(|t| !in_process(&t.state));
+        if ended || Instant::now() >= deadline || state.is_shutting_down() {
+            return Ok(task);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub enum OcrError {
 }
 
 /// One recognised text line.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Line {
     /// The recognised text.
     pub text: String,
@@ -60,7 +60,7 @@ pub struct Timings {
 }
 
 /// The result for one image (one page of a document).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Page {
     /// Lines in reading order; `text` is these joined (same visual line by a space, lines by `\n`).
     #[serde(skip)]

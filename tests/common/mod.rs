@@ -49,12 +49,18 @@ pub struct Server {
 impl Server {
     /// Starts `ocrbox serve` on a free loopback port with `db` and extra flags.
     pub fn start(db: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(db, extra, &[])
+    }
+
+    /// [`Server::start`] with more environment variables.
+    pub fn start_with_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let log = std::fs::File::create(db.with_extension("log")).unwrap();
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
             .args(extra)
             .env_remove("OCRBOX_LISTEN")
+            .envs(env.iter().copied())
             .env("OCRBOX_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -249,4 +255,185 @@ pub fn balance(c: &reqwest::blocking::Client, srv: &Server, key: &str) -> (u64, 
         body["solves"].as_u64().unwrap(),
         body["24h"].as_u64().unwrap(),
     )
+}
+
+/// A throwaway PostgreSQL server from the machine's own binaries (Debian's `postgresql`:
+/// /usr/lib/postgresql/N/bin), on a free loopback port, trust authentication, in a temporary
+/// directory; stopped and removed on drop. As root it runs as the `postgres` user the package
+/// creates (initdb refuses root).
+pub struct Postgres {
+    bin: PathBuf,
+    dir: TempDir,
+    pub port: u16,
+}
+
+impl Postgres {
+    /// Starts the server; panics with what to install if PostgreSQL is missing.
+    pub fn start() -> Postgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .filter_map(Result::ok)
+                    .map(|v| v.path().join("bin"))
+                    .filter(|b| b.join("initdb").exists())
+                    .max()
+            })
+            .expect("PostgreSQL server binaries not found: apt-get install postgresql");
+        let dir = TempDir::new();
+        if is_root() {
+            assert!(Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&dir.0)
+                .status()
+                .unwrap()
+                .success());
+        }
+        let server = Postgres {
+            bin,
+            dir,
+            port: free_port(),
+        };
+        let ok = server
+            .tool("initdb")
+            .args(["-A", "trust", "-U", "ocrbox", "-E", "UTF8", "-D"])
+            .arg(server.dir.0.join("data"))
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "initdb failed");
+        server.ctl(&["start", "-w"]);
+        let ok = server
+            .tool("createdb")
+            .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args(["-U", "ocrbox", "ocrbox"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "createdb failed");
+        server
+    }
+
+    /// One of PostgreSQL's programs, run as the `postgres` user when we are root.
+    fn tool(&self, name: &str) -> Command {
+        let mut c = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(name));
+            c
+        } else {
+            Command::new(self.bin.join(name))
+        };
+        c.stdout(Stdio::null());
+        c
+    }
+
+    /// The connection URL of the test database.
+    pub fn url(&self) -> String {
+        format!("postgres://ocrbox@127.0.0.1:{}/ocrbox", self.port)
+    }
+
+    /// Runs `pg_ctl ARGS` on this server (`start`, `stop`, `restart`).
+    pub fn ctl(&self, args: &[&str]) {
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.0.display()
+        );
+        let mut c = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"));
+            c
+        } else {
+            Command::new(self.bin.join("pg_ctl"))
+        };
+        let ok = c
+            .args(args)
+            .args(["-m", "fast", "-D"])
+            .arg(self.dir.0.join("data"))
+            .args(["-o", &opts, "-l"])
+            .arg(self.dir.0.join("server.log"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "pg_ctl {args:?} failed");
+    }
+
+    /// Turns TLS on with this certificate and key (restarts the server).
+    pub fn enable_tls(&self, cert: &Path, key: &Path) {
+        if is_root() {
+            for f in [cert, key] {
+                assert!(Command::new("chown")
+                    .arg("postgres")
+                    .arg(f)
+                    .status()
+                    .unwrap()
+                    .success());
+            }
+        }
+        let conf = format!(
+            "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            cert.display(),
+            key.display()
+        );
+        let path = self.dir.0.join("data/postgresql.auto.conf");
+        let mut all = std::fs::read_to_string(&path).unwrap_or_default();
+        all.push_str(&conf);
+        std::fs::write(&path, all).unwrap();
+        self.ctl(&["restart", "-w"]);
+    }
+
+    /// Runs one SQL statement with psql; returns its unaligned output.
+    pub fn sql(&self, query: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "ocrbox", "-d", "ocrbox", "-XAtq", "-c", query])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .tool("pg_ctl")
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(self.dir.0.join("data"))
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Whether the tests run as root (asked of `id -u`: no libc in the test crate).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `ocrbox ARGS...`; returns stdout, panicking on failure.
+pub fn cli(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ocrbox {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
