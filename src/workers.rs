@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use uuid::Uuid;
@@ -203,7 +203,7 @@ fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
         image,
         reservation,
         hints,
-        ..
+        deadline,
     } = job;
     let started = Instant::now();
     let busy = metrics::get().in_flight();
@@ -221,7 +221,7 @@ fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
         tracing::debug!(task = %id, "finished after expiry, not charged");
         return;
     }
-    let state = settle(outcome, reservation, &id, seconds);
+    let state = settle(outcome, reservation, &id, seconds, deadline);
     // Out of flight before the result can be read.
     drop(busy);
     tasks.finish(&id, state);
@@ -246,6 +246,7 @@ fn settle(
     mut reservation: Reservation,
     id: &Uuid,
     seconds: f64,
+    deadline: Instant,
 ) -> TaskState {
     let reason = match outcome {
         Err(OcrError::Decode(e)) => FailReason::Image(e),
@@ -266,7 +267,8 @@ fn settle(
                 seconds,
             };
             let credits = reservation.credits();
-            match reservation.charge(&done.record()) {
+            let record = done.record();
+            match until_deadline(deadline, || reservation.charge(&record)) {
                 Ok(_) => {
                     metrics::get().charged(credits);
                     return done;
@@ -286,6 +288,35 @@ fn settle(
         }
     };
     let failed = TaskState::Failed { reason, seconds };
-    reservation.fail(&failed.record());
+    let record = failed.record();
+    if let Err(e) = until_deadline(deadline, || reservation.fail(&record)) {
+        // The hold ends with the task's lifetime; nobody can read the task past it anyway.
+        tracing::warn!(task = %id, error = %e, "could not record a failed task");
+    }
     failed
+}
+
+/// First pause between attempts at a ledger that does not answer, doubled up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Runs `op` again while the ledger is unavailable (a shared database restarting) and the task
+/// has not expired, so a result read during a database outage is charged and shown once the
+/// database is back, rather than lost. Retrying is safe: a charge or a failure applies only to
+/// a task still in process, so one that went through before an error is not applied twice.
+fn until_deadline<T>(
+    deadline: Instant,
+    mut op: impl FnMut() -> Result<T, LedgerError>,
+) -> Result<T, LedgerError> {
+    let mut pause = RETRY_FIRST;
+    loop {
+        match op() {
+            Err(LedgerError::Unavailable(why)) if Instant::now() + pause < deadline => {
+                tracing::debug!(%why, "ledger unavailable; retrying");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(RETRY_MAX);
+            }
+            other => return other,
+        }
+    }
 }

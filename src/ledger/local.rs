@@ -396,8 +396,9 @@ impl Ledger for Local {
         Ok(remaining)
     }
 
-    fn fail(&self, task: &Held, _record: &TaskRecord) {
+    fn fail(&self, task: &Held, _record: &TaskRecord) -> Result<(), LedgerError> {
         self.release(task);
+        Ok(())
     }
 
     fn release(&self, task: &Held) {

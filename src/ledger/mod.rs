@@ -252,8 +252,8 @@ pub trait Ledger: Send + Sync {
     /// and the hold stays until [`Ledger::fail`] or [`Ledger::release`].
     fn charge(&self, task: &Held, record: &TaskRecord) -> Result<u64, LedgerError>;
     /// Ends a hold uncharged for a task that ran and failed, recording `record` where tasks
-    /// are shared. Never fails: a hold that cannot be ended now ends with its task's lifetime.
-    fn fail(&self, task: &Held, record: &TaskRecord);
+    /// are shared. On error the hold stays (it ends with its task's lifetime at the latest).
+    fn fail(&self, task: &Held, record: &TaskRecord) -> Result<(), LedgerError>;
     /// Ends a hold uncharged for a task that never ran (refused, dropped at shutdown or in the
     /// queue). Never blocks for long and never fails, as it runs on drop.
     fn release(&self, task: &Held);
@@ -401,11 +401,11 @@ impl Reservation {
     }
 
     /// Ends the hold uncharged for a task that failed, recording why where tasks are shared.
-    pub fn fail(mut self, record: &TaskRecord) {
-        if !self.done {
-            self.ledger.fail(&self.held, record);
-            self.done = true;
-        }
+    /// On error the hold remains: try again, or drop.
+    pub fn fail(&mut self, record: &TaskRecord) -> Result<(), LedgerError> {
+        self.ledger.fail(&self.held, record)?;
+        self.done = true;
+        Ok(())
     }
 }
 

@@ -235,6 +235,42 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Deletes a task's row while it is still in process (a hold given up), in the background:
+    /// this may run on drop, on an async thread. Tried again while the database does not
+    /// answer, for up to the task's lifetime (past it, the row expires anyway).
+    fn forget(&self, id: Uuid) {
+        let (pool, ttl) = (self.pool.clone(), self.ttl);
+        self.handle.spawn(async move {
+            let started = tokio::time::Instant::now();
+            let mut pause = Duration::from_millis(250);
+            loop {
+                let done = async {
+                    connection(&pool)
+                        .await?
+                        .execute(
+                            "DELETE FROM tasks WHERE id = $1 AND state = 'in_process'",
+                            &[&id],
+                        )
+                        .await
+                        .map_err(db)
+                };
+                let e = match tokio::time::timeout(OP_TIMEOUT, done).await {
+                    Ok(Ok(_)) => return,
+                    Ok(Err(e)) => e,
+                    Err(_) => unavailable("no answer in time"),
+                };
+                if !matches!(e, LedgerError::Unavailable(_)) || started.elapsed() + pause > ttl {
+                    tracing::debug!(task = %id, error = %e, "could not release a hold");
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        });
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         // May run on an async thread (the last reference held by a task): never block here.
@@ -718,7 +754,7 @@ impl Ledger for Postgres {
     }
 
     fn hold(&self, task: &Held, credits: u64) -> Result<(), LedgerError> {
-        self.run(async {
+        let held = self.run(async {
             let mut client = connection(&self.pool).await?;
             let tx = client.transaction().await.map_err(db)?;
             // The key's row lock orders every hold and charge of the key, on every box.
@@ -753,7 +789,13 @@ impl Ledger for Postgres {
             .await
             .map_err(db)?;
             tx.commit().await.map_err(db)
-        })
+        });
+        // The connection may have failed after the commit: a new task's row may exist though
+        // the caller refuses the submit (no reservation will release it), so delete it.
+        if task.credits == 0 && matches!(held, Err(LedgerError::Unavailable(_))) {
+            self.forget(task.task);
+        }
+        held
     }
 
     fn charge(&self, task: &Held, record: &TaskRecord) -> Result<u64, LedgerError> {
@@ -791,40 +833,18 @@ impl Ledger for Postgres {
         })
     }
 
-    fn fail(&self, task: &Held, record: &TaskRecord) {
-        let ended = self.run(async {
+    fn fail(&self, task: &Held, record: &TaskRecord) -> Result<(), LedgerError> {
+        self.run(async {
             let mut client = connection(&self.pool).await?;
             let tx = client.transaction().await.map_err(db)?;
+            // Nothing to do when it already ended (e.g. failed by the fleet as lost).
             self.end_task(&tx, &task.task, record).await?;
             tx.commit().await.map_err(db)
-        });
-        if let Err(e) = ended {
-            // Its row ends with the task's lifetime, or its box's heartbeat.
-            tracing::warn!(task = %task.task, error = %e, "could not record a failed task");
-        }
+        })
     }
 
     fn release(&self, task: &Held) {
-        let (pool, id) = (self.pool.clone(), task.task);
-        // Runs on drop, possibly on an async thread: hand the delete to the ledger's runtime.
-        self.handle.spawn(async move {
-            let done = async {
-                connection(&pool)
-                    .await?
-                    .execute(
-                        "DELETE FROM tasks WHERE id = $1 AND state = 'in_process'",
-                        &[&id],
-                    )
-                    .await
-                    .map_err(db)
-            };
-            if let Ok(Err(e)) | Err(e) = tokio::time::timeout(OP_TIMEOUT, done)
-                .await
-                .map_err(|_| unavailable("no answer in time"))
-            {
-                tracing::debug!(task = %id, error = %e, "could not release a hold");
-            }
-        });
+        self.forget(task.task);
     }
 
     fn shares_tasks(&self) -> bool {
