@@ -102,7 +102,7 @@ def main():
         check(value(fams, "ocrbox_workers", "ocrbox_workers") >= 1, f"{fmt}: no worker alive")
         check(value(fams, "process_resident_memory_bytes", "process_resident_memory_bytes") > 0,
               f"{fmt}: no RSS")
-        for reason in ("no_solves", "queue_full", "shutting_down"):
+        for reason in ("no_solves", "queue_full", "shutting_down", "ledger_unavailable"):
             value(fams, "ocrbox_refusals", "ocrbox_refusals_total", reason=reason)
         buckets = [s for s in fams["ocrbox_ocr_seconds"].samples
                    if s.name == "ocrbox_ocr_seconds_bucket" and s.labels["kind"] == "image"]

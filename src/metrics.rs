@@ -53,16 +53,24 @@ pub enum Refusal {
     QueueFull,
     /// 503: the server is shutting down.
     ShuttingDown,
+    /// 503: the shared ledger database does not answer (a fleet).
+    LedgerUnavailable,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 3] = [Refusal::NoSolves, Refusal::QueueFull, Refusal::ShuttingDown];
+    const ALL: [Refusal; 4] = [
+        Refusal::NoSolves,
+        Refusal::QueueFull,
+        Refusal::ShuttingDown,
+        Refusal::LedgerUnavailable,
+    ];
 
     fn labels(self) -> RefusalLabels {
         let (status, reason) = match self {
             Refusal::NoSolves => (402, "no_solves"),
             Refusal::QueueFull => (503, "queue_full"),
             Refusal::ShuttingDown => (503, "shutting_down"),
+            Refusal::LedgerUnavailable => (503, "ledger_unavailable"),
         };
         RefusalLabels { status, reason }
     }

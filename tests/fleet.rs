@@ -129,7 +129,17 @@ fn concurrent_submits_on_two_boxes_never_overspend() {
 fn a_database_outage_is_503_with_retry_after_and_the_box_recovers() {
     let pg = Postgres::start();
     let dir = TempDir::new();
-    let srv = box_on(&dir, "a", &pg.url());
+    let srv = Server::start(
+        &dir.db(),
+        &[
+            "--ledger",
+            &pg.url(),
+            "--workers",
+            "1",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
     let key = add_key_pg(&pg.url(), 2);
     let c = client();
     pg.ctl(&["stop"]);
@@ -143,6 +153,17 @@ fn a_database_outage_is_503_with_retry_after_and_the_box_recovers() {
     assert_eq!(status, 503);
     let (status, health) = get(&c, &srv.url("/healthz"));
     assert_eq!(status, 503, "{health}");
+    // Both refusals are counted for the operator's alert.
+    let metrics = c
+        .get(format!("{}/metrics", srv.metrics.as_ref().unwrap()))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("ocrbox_refusals_total{status=\"503\",reason=\"ledger_unavailable\"} 2"),
+        "{metrics}"
+    );
     pg.ctl(&["start", "-w"]);
     // No restart of the box: its pool reconnects on the next call.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -223,6 +223,7 @@ fn refusal(e: &ApiError) -> Option<Refusal> {
         ApiError::NoSolves => Some(Refusal::NoSolves),
         ApiError::QueueFull { .. } => Some(Refusal::QueueFull),
         ApiError::ShuttingDown => Some(Refusal::ShuttingDown),
+        ApiError::LedgerUnavailable(_) => Some(Refusal::LedgerUnavailable),
         _ => None,
     }
 }
