@@ -268,13 +268,7 @@ impl Ledger for Local {
                     break key;
                 }
             };
-            let info = KeyInfo {
-                id: key[..ID_LEN].to_string(),
-                name: name.to_string(),
-                solves,
-                created: unix_now(),
-                revoked: false,
-            };
+            let info = KeyInfo::new(&key, name, solves);
             keys.insert(hash_key(&key), row_of(&info))?;
             (key, info)
         };

@@ -118,6 +118,19 @@ pub struct KeyInfo {
     pub revoked: bool,
 }
 
+impl KeyInfo {
+    /// The record of the new key `key`, created now.
+    fn new(key: &str, name: &str, solves: u64) -> KeyInfo {
+        KeyInfo {
+            id: key[..ID_LEN].to_string(),
+            name: name.to_string(),
+            solves,
+            created: unix_now(),
+            revoked: false,
+        }
+    }
+}
+
 /// A key with its rolling usage, as listed by `ocrbox keys list`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct KeyRow {

@@ -29,8 +29,8 @@ use tokio_postgres::{IsolationLevel, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
-    hash_key, id_prefix, new_key, unix_now, BackupStats, CreditChange, Held, KeyHash, KeyInfo,
-    KeyRow, Ledger, LedgerError, Snapshot, TaskRecord, ID_LEN, WINDOW_MINUTES,
+    hash_key, id_prefix, new_key, BackupStats, CreditChange, Held, KeyHash, KeyInfo, KeyRow,
+    Ledger, LedgerError, Snapshot, TaskRecord, WINDOW_MINUTES,
 };
 
 /// Longest wait for one ledger operation (pool, queries, commit), and the server-side
@@ -195,6 +195,40 @@ impl Postgres {
             }
         });
         Ok(())
+    }
+
+    /// Runs `op` in one transaction on a pooled connection, committed when it returns `Ok`
+    /// (rolled back when it returns an error).
+    fn transact<T>(
+        &self,
+        op: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        self.run(async {
+            let mut client = connection(&self.pool).await?;
+            let tx = client.transaction().await.map_err(db)?;
+            let out = op(&tx).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(out)
+        })
+    }
+
+    /// Changes the key named by `selector` with `f`, in one transaction holding its row.
+    fn update(
+        &self,
+        selector: &str,
+        f: impl FnOnce(&mut KeyInfo) -> Result<(), LedgerError>,
+    ) -> Result<KeyInfo, LedgerError> {
+        self.transact(async |tx| {
+            let (hash, mut info) = resolve(tx, selector).await?;
+            f(&mut info)?;
+            tx.execute(
+                "UPDATE keys SET solves = $2, revoked = $3 WHERE hash = $1",
+                &[&hash.as_slice(), &i64_of(info.solves), &info.revoked],
+            )
+            .await
+            .map_err(db)?;
+            Ok(info)
+        })
     }
 
     /// Runs `op` on the ledger's runtime and waits for it, at most [`OP_TIMEOUT`].
@@ -492,13 +526,7 @@ async fn insert_key(
 ) -> Result<(String, KeyInfo), LedgerError> {
     loop {
         let key = new_key()?;
-        let info = KeyInfo {
-            id: key[..ID_LEN].to_string(),
-            name: name.to_string(),
-            solves,
-            created: unix_now(),
-            revoked: false,
-        };
+        let info = KeyInfo::new(&key, name, solves);
         let n = tx
             .execute(
                 "INSERT INTO keys (hash, id, name, solves, created) VALUES ($1, $2, $3, $4, $5)
@@ -551,9 +579,7 @@ impl Ledger for Postgres {
     }
 
     fn first_key(&self, solves: u64) -> Result<Option<String>, LedgerError> {
-        self.run(async {
-            let mut client = connection(&self.pool).await?;
-            let tx = client.transaction().await.map_err(db)?;
+        self.transact(async |tx| {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_FIRST_KEY])
                 .await
                 .map_err(db)?;
@@ -565,18 +591,14 @@ impl Ledger for Postgres {
             if !empty {
                 return Ok(None);
             }
-            let (key, _) = insert_key(&tx, "first key", solves).await?;
-            tx.commit().await.map_err(db)?;
+            let (key, _) = insert_key(tx, "first key", solves).await?;
             Ok(Some(key))
         })
     }
 
     fn add_key(&self, name: &str, solves: u64) -> Result<(String, KeyInfo), LedgerError> {
-        self.run(async {
-            let mut client = connection(&self.pool).await?;
-            let tx = client.transaction().await.map_err(db)?;
-            let added = insert_key(&tx, name, solves).await?;
-            tx.commit().await.map_err(db)?;
+        self.transact(async |tx| {
+            let added = insert_key(tx, name, solves).await?;
             Ok(added)
         })
     }
@@ -622,36 +644,16 @@ impl Ledger for Postgres {
     }
 
     fn credit(&self, selector: &str, change: CreditChange) -> Result<KeyInfo, LedgerError> {
-        self.run(async {
-            let mut client = connection(&self.pool).await?;
-            let tx = client.transaction().await.map_err(db)?;
-            let (hash, mut info) = resolve(&tx, selector).await?;
-            info.solves = change.apply(&info)?;
-            tx.execute(
-                "UPDATE keys SET solves = $2 WHERE hash = $1",
-                &[&hash.as_slice(), &i64_of(info.solves)],
-            )
-            .await
-            .map_err(db)?;
-            tx.commit().await.map_err(db)?;
-            Ok(info)
+        self.update(selector, |info| {
+            info.solves = change.apply(info)?;
+            Ok(())
         })
     }
 
     fn revoke(&self, selector: &str) -> Result<KeyInfo, LedgerError> {
-        self.run(async {
-            let mut client = connection(&self.pool).await?;
-            let tx = client.transaction().await.map_err(db)?;
-            let (hash, mut info) = resolve(&tx, selector).await?;
+        self.update(selector, |info| {
             info.revoked = true;
-            tx.execute(
-                "UPDATE keys SET revoked = true WHERE hash = $1",
-                &[&hash.as_slice()],
-            )
-            .await
-            .map_err(db)?;
-            tx.commit().await.map_err(db)?;
-            Ok(info)
+            Ok(())
         })
     }
 
@@ -709,9 +711,7 @@ impl Ledger for Postgres {
     }
 
     fn restore(&self, snapshot: &Snapshot) -> Result<BackupStats, LedgerError> {
-        self.run(async {
-            let mut client = connection(&self.pool).await?;
-            let tx = client.transaction().await.map_err(db)?;
+        self.transact(async |tx| {
             // Keeps a box's `keys add` from slipping in between the check and the copy.
             tx.batch_execute("LOCK TABLE keys IN SHARE ROW EXCLUSIVE MODE")
                 .await
@@ -748,17 +748,14 @@ impl Ledger for Postgres {
                 .await
                 .map_err(db)?;
             }
-            tx.commit().await.map_err(db)?;
             Ok(snapshot.stats())
         })
     }
 
     fn hold(&self, task: &Held, credits: u64) -> Result<(), LedgerError> {
-        let held = self.run(async {
-            let mut client = connection(&self.pool).await?;
-            let tx = client.transaction().await.map_err(db)?;
+        let held = self.transact(async |tx| {
             // The key's row lock orders every hold and charge of the key, on every box.
-            let (solves, _) = locked_balance(&tx, &task.key).await?;
+            let (solves, _) = locked_balance(tx, &task.key).await?;
             let others: i64 = tx
                 .query_one(
                     "SELECT coalesce(sum(credits), 0)::bigint FROM tasks
@@ -788,7 +785,7 @@ impl Ledger for Postgres {
             )
             .await
             .map_err(db)?;
-            tx.commit().await.map_err(db)
+            Ok(())
         });
         // The connection may have failed after the commit: a new task's row may exist though
         // the caller refuses the submit (no reservation will release it), so delete it.
@@ -799,10 +796,8 @@ impl Ledger for Postgres {
     }
 
     fn charge(&self, task: &Held, record: &TaskRecord) -> Result<u64, LedgerError> {
-        self.run(async {
-            let mut client = connection(&self.pool).await?;
-            let tx = client.transaction().await.map_err(db)?;
-            let (solves, revoked) = locked_balance(&tx, &task.key).await?;
+        self.transact(async |tx| {
+            let (solves, revoked) = locked_balance(tx, &task.key).await?;
             // An administrator may have debited or revoked the key while the task ran.
             if revoked {
                 return Err(LedgerError::Revoked);
@@ -810,7 +805,7 @@ impl Ledger for Postgres {
             if solves < task.credits {
                 return Err(LedgerError::NoSolves);
             }
-            if !self.end_task(&tx, &task.task, record).await? {
+            if !self.end_task(tx, &task.task, record).await? {
                 return Err(LedgerError::TaskGone);
             }
             let left: i64 = tx
@@ -828,18 +823,15 @@ impl Ledger for Postgres {
             tx.execute(&usage, &[&task.key.as_slice(), &i64_of(task.credits)])
                 .await
                 .map_err(db)?;
-            tx.commit().await.map_err(db)?;
             Ok(u64_of(left))
         })
     }
 
     fn fail(&self, task: &Held, record: &TaskRecord) -> Result<(), LedgerError> {
-        self.run(async {
-            let mut client = connection(&self.pool).await?;
-            let tx = client.transaction().await.map_err(db)?;
+        self.transact(async |tx| {
             // Nothing to do when it already ended (e.g. failed by the fleet as lost).
-            self.end_task(&tx, &task.task, record).await?;
-            tx.commit().await.map_err(db)
+            self.end_task(tx, &task.task, record).await?;
+            Ok(())
         })
     }
 
