@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{
-    hash_key, id_prefix, new_key, unix_now, BackupStats, CreditChange, Held, KeyHash, KeyInfo,
-    KeyRow, Ledger, LedgerError, Snapshot, TaskRecord, ID_LEN, WINDOW_MINUTES,
+    hash_key, id_prefix, new_key, unix_now, BackupStats, Held, KeyHash, KeyInfo, KeyRow, Ledger,
+    LedgerError, Snapshot, TaskRecord, ID_LEN, WINDOW_MINUTES,
 };
 
 /// One row per API key, keyed by the SHA-256 of the key.
@@ -168,24 +168,6 @@ impl Local {
         found.ok_or_else(|| LedgerError::NoSuchKey(selector.to_string()))
     }
 
-    /// Changes the key named by `selector` with `f`, in one write transaction.
-    fn update(
-        &self,
-        selector: &str,
-        f: impl FnOnce(&mut KeyInfo) -> Result<(), LedgerError>,
-    ) -> Result<KeyInfo, LedgerError> {
-        let txn = self.db.begin_write()?;
-        let info = {
-            let mut keys = txn.open_table(KEYS)?;
-            let (hash, mut info) = Self::resolve(&keys, selector)?;
-            f(&mut info)?;
-            keys.insert(hash, row_of(&info))?;
-            info
-        };
-        txn.commit()?;
-        Ok(info)
-    }
-
     /// Writes a consistent copy of the ledger to `out` while the service runs: every key and
     /// usage bucket as of one read transaction (a charge is in it whole or not at all), into a
     /// new database at `out.tmp`, synced, then renamed over `out`. A write transaction waits
@@ -290,18 +272,21 @@ impl Ledger for Local {
         self.prune_at(unix_now())
     }
 
-    fn credit(&self, selector: &str, change: CreditChange) -> Result<KeyInfo, LedgerError> {
-        self.update(selector, |info| {
-            info.solves = change.apply(info)?;
-            Ok(())
-        })
-    }
-
-    fn revoke(&self, selector: &str) -> Result<KeyInfo, LedgerError> {
-        self.update(selector, |info| {
-            info.revoked = true;
-            Ok(())
-        })
+    fn update_key(
+        &self,
+        selector: &str,
+        change: &dyn Fn(&mut KeyInfo) -> Result<(), LedgerError>,
+    ) -> Result<KeyInfo, LedgerError> {
+        let txn = self.db.begin_write()?;
+        let info = {
+            let mut keys = txn.open_table(KEYS)?;
+            let (hash, mut info) = Self::resolve(&keys, selector)?;
+            change(&mut info)?;
+            keys.insert(hash, row_of(&info))?;
+            info
+        };
+        txn.commit()?;
+        Ok(info)
     }
 
     fn list(&self) -> Result<Vec<KeyRow>, LedgerError> {
@@ -403,7 +388,7 @@ impl Ledger for Local {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{reserve, Reservation};
+    use crate::ledger::{reserve, CreditChange, Reservation};
     use std::sync::Arc;
 
     const DONE: TaskRecord = TaskRecord {

@@ -245,11 +245,27 @@ pub trait Ledger: Send + Sync {
     fn usage_24h(&self, hash: &KeyHash) -> Result<u64, LedgerError>;
     /// Drops usage buckets that have left the 24 h window.
     fn prune(&self) -> Result<(), LedgerError>;
-    /// Applies `change` to the balance of the key named by `selector` (a whole key, or a
-    /// unique prefix of its id).
-    fn credit(&self, selector: &str, change: CreditChange) -> Result<KeyInfo, LedgerError>;
+    /// Changes the key named by `selector` (a whole key, or a unique prefix of its id) with
+    /// `change`, in one transaction; returns the key as changed.
+    fn update_key(
+        &self,
+        selector: &str,
+        change: &dyn Fn(&mut KeyInfo) -> Result<(), LedgerError>,
+    ) -> Result<KeyInfo, LedgerError>;
+    /// Applies `change` to the balance of the key named by `selector`.
+    fn credit(&self, selector: &str, change: CreditChange) -> Result<KeyInfo, LedgerError> {
+        self.update_key(selector, &|info| {
+            info.solves = change.apply(info)?;
+            Ok(())
+        })
+    }
     /// Revokes the key named by `selector`; it answers 401 from then on. Credits are kept.
-    fn revoke(&self, selector: &str) -> Result<KeyInfo, LedgerError>;
+    fn revoke(&self, selector: &str) -> Result<KeyInfo, LedgerError> {
+        self.update_key(selector, &|info| {
+            info.revoked = true;
+            Ok(())
+        })
+    }
     /// Every key with its 24 h usage, oldest first.
     fn list(&self) -> Result<Vec<KeyRow>, LedgerError>;
     /// Every key and usage bucket as of one read transaction.

@@ -29,8 +29,8 @@ use tokio_postgres::{IsolationLevel, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
-    hash_key, id_prefix, new_key, BackupStats, CreditChange, Held, KeyHash, KeyInfo, KeyRow,
-    Ledger, LedgerError, Snapshot, TaskRecord, WINDOW_MINUTES,
+    hash_key, id_prefix, new_key, BackupStats, Held, KeyHash, KeyInfo, KeyRow, Ledger, LedgerError,
+    Snapshot, TaskRecord, WINDOW_MINUTES,
 };
 
 /// Longest wait for one ledger operation (pool, queries, commit), and the server-side
@@ -209,25 +209,6 @@ impl Postgres {
             let out = op(&tx).await?;
             tx.commit().await.map_err(db)?;
             Ok(out)
-        })
-    }
-
-    /// Changes the key named by `selector` with `f`, in one transaction holding its row.
-    fn update(
-        &self,
-        selector: &str,
-        f: impl FnOnce(&mut KeyInfo) -> Result<(), LedgerError>,
-    ) -> Result<KeyInfo, LedgerError> {
-        self.transact(async |tx| {
-            let (hash, mut info) = resolve(tx, selector).await?;
-            f(&mut info)?;
-            tx.execute(
-                "UPDATE keys SET solves = $2, revoked = $3 WHERE hash = $1",
-                &[&hash.as_slice(), &i64_of(info.solves), &info.revoked],
-            )
-            .await
-            .map_err(db)?;
-            Ok(info)
         })
     }
 
@@ -547,6 +528,15 @@ async fn insert_key(
     }
 }
 
+/// True when the ledger has no key (inside `tx`).
+async fn no_keys(tx: &Transaction<'_>) -> Result<bool, LedgerError> {
+    let row = tx
+        .query_one("SELECT NOT EXISTS (SELECT 1 FROM keys)", &[])
+        .await
+        .map_err(db)?;
+    Ok(row.get(0))
+}
+
 /// The locked balance of `key` (0 when unknown or revoked) and whether it is revoked or gone.
 async fn locked_balance(tx: &Transaction<'_>, key: &KeyHash) -> Result<(u64, bool), LedgerError> {
     let row = tx
@@ -583,12 +573,7 @@ impl Ledger for Postgres {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_FIRST_KEY])
                 .await
                 .map_err(db)?;
-            let empty: bool = tx
-                .query_one("SELECT NOT EXISTS (SELECT 1 FROM keys)", &[])
-                .await
-                .map_err(db)?
-                .get(0);
-            if !empty {
+            if !no_keys(tx).await? {
                 return Ok(None);
             }
             let (key, _) = insert_key(tx, "first key", solves).await?;
@@ -643,17 +628,21 @@ impl Ledger for Postgres {
         })
     }
 
-    fn credit(&self, selector: &str, change: CreditChange) -> Result<KeyInfo, LedgerError> {
-        self.update(selector, |info| {
-            info.solves = change.apply(info)?;
-            Ok(())
-        })
-    }
-
-    fn revoke(&self, selector: &str) -> Result<KeyInfo, LedgerError> {
-        self.update(selector, |info| {
-            info.revoked = true;
-            Ok(())
+    fn update_key(
+        &self,
+        selector: &str,
+        change: &dyn Fn(&mut KeyInfo) -> Result<(), LedgerError>,
+    ) -> Result<KeyInfo, LedgerError> {
+        self.transact(async |tx| {
+            let (hash, mut info) = resolve(tx, selector).await?;
+            change(&mut info)?;
+            tx.execute(
+                "UPDATE keys SET solves = $2, revoked = $3 WHERE hash = $1",
+                &[&hash.as_slice(), &i64_of(info.solves), &info.revoked],
+            )
+            .await
+            .map_err(db)?;
+            Ok(info)
         })
     }
 
@@ -716,12 +705,7 @@ impl Ledger for Postgres {
             tx.batch_execute("LOCK TABLE keys IN SHARE ROW EXCLUSIVE MODE")
                 .await
                 .map_err(db)?;
-            let empty: bool = tx
-                .query_one("SELECT NOT EXISTS (SELECT 1 FROM keys)", &[])
-                .await
-                .map_err(db)?
-                .get(0);
-            if !empty {
+            if !no_keys(tx).await? {
                 return Err(LedgerError::NotEmpty(self.describe()));
             }
             for (hash, k) in &snapshot.keys {
