@@ -40,6 +40,8 @@ scenarios=("$@")
 say() { echo "fleet-test: $*" >&2; }
 [ -x "$src_bin" ] || { say "no binary $src_bin (cargo build --release)"; exit 2; }
 "$src_bin" serve --help | grep -q -- '--ledger' || { say "$src_bin has no serve --ledger"; exit 2; }
+# Debian installs haproxy in /usr/sbin, which a non-root PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 command -v haproxy >/dev/null || { say "haproxy missing (apt-get install haproxy)"; exit 2; }
 pgbin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
 if [ -z "$pgbin" ] || [ ! -x "$pgbin/initdb" ]; then
