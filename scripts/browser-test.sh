@@ -35,12 +35,7 @@ done
 # Python venv with pinned selenium + pytest.
 pinned_venv "$venv" "$req"
 
-work="$(mktemp -d)"
-server=""
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() { stop "$server"; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch  # $work, and the server in $server stopped at exit
 
 
 db="$work/db.redb"

@@ -32,12 +32,7 @@ command -v curl >/dev/null || { say "curl missing"; exit 2; }
 # Python venv with the pinned parser.
 pinned_venv "$venv" "$req"
 
-work="$(mktemp -d)"
-server=""
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() { stop "$server"; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch  # $work, and the server in $server stopped at exit
 
 
 db="$work/db.redb"

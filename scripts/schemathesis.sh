@@ -47,12 +47,7 @@ say() { echo "schemathesis: $*" >&2; }
 pinned_venv "$venv" "$req"
 say "$("$venv/bin/schemathesis" --version)"
 
-work="$(mktemp -d)"
-server=""
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() { stop "$server"; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch  # $work, and the server in $server stopped at exit
 
 
 db="$work/db.redb"

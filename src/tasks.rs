@@ -73,7 +73,7 @@ pub struct TaskView {
 }
 
 /// A finished task's result as a shared ledger stores it (JSON).
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Stored {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     text: Option<String>,
@@ -98,28 +98,20 @@ impl TaskState {
                 Stored {
                     text: Some(text.clone()),
                     pages: Some(Arc::clone(pages)),
-                    detail: None,
                     seconds: *seconds,
+                    ..Stored::default()
                 },
             ),
             TaskState::Failed { reason, seconds } => (
                 false,
                 Stored {
-                    text: None,
-                    pages: None,
                     detail: Some(reason.to_string()),
                     seconds: *seconds,
+                    ..Stored::default()
                 },
             ),
-            TaskState::InProcess | TaskState::Finishing => (
-                false,
-                Stored {
-                    text: None,
-                    pages: None,
-                    detail: None,
-                    seconds: 0.0,
-                },
-            ),
+            // Not an outcome; read back, an empty record is a lost task.
+            TaskState::InProcess | TaskState::Finishing => (false, Stored::default()),
         };
         TaskRecord {
             ok,

@@ -8,21 +8,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use uuid::Uuid;
 
-use crate::ledger::{LedgerError, Reservation};
+use crate::ledger::{self, LedgerError, Reservation};
 use crate::metrics::{self, OcrKind};
 use crate::ocr::decode::{sniff, Kind};
 use crate::ocr::hints::Hints;
 use crate::ocr::{document_text, Engine, Limits, OcrError, Page};
 use crate::tasks::{FailReason, Internal, TaskState, TaskStore};
 
-/// One accepted upload waiting for a worker.
+/// One accepted upload waiting for a worker; its task id is its reservation's.
 pub struct Job {
-    pub id: Uuid,
     pub image: Bytes,
     /// When the task expires: a job not started by then is dropped uncharged.
     pub deadline: Instant,
@@ -44,7 +43,7 @@ pub enum SubmitError {
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Job")
-            .field("id", &self.id)
+            .field("id", &self.reservation.task())
             .field("bytes", &self.image.len())
             .finish()
     }
@@ -185,11 +184,11 @@ fn worker(
         };
         queued.fetch_sub(1, Ordering::SeqCst);
         if stopping.load(Ordering::SeqCst) {
-            tracing::debug!(task = %job.id, "dropped at shutdown, not charged");
+            tracing::debug!(task = %job.reservation.task(), "dropped at shutdown, not charged");
             continue;
         }
         if Instant::now() >= job.deadline {
-            tracing::debug!(task = %job.id, "expired in queue, not charged");
+            tracing::debug!(task = %job.reservation.task(), "expired in queue, not charged");
             continue;
         }
         run(job, engine, tasks, limits);
@@ -198,8 +197,8 @@ fn worker(
 
 /// Reads one job's image or document and records the outcome: infer → settle → finish.
 fn run(job: Job, engine: &Engine, tasks: &TaskStore, limits: &Limits) {
+    let id = job.reservation.task();
     let Job {
-        id,
         image,
         reservation,
         hints,
@@ -267,8 +266,7 @@ fn settle(
                 seconds,
             };
             let credits = reservation.credits();
-            let record = done.record();
-            match until_deadline(deadline, || reservation.charge(&record)) {
+            match until_deadline(deadline, || reservation.charge(&|| done.record())) {
                 Ok(_) => {
                     metrics::get().charged(credits);
                     return done;
@@ -288,17 +286,12 @@ fn settle(
         }
     };
     let failed = TaskState::Failed { reason, seconds };
-    let record = failed.record();
-    if let Err(e) = until_deadline(deadline, || reservation.fail(&record)) {
+    if let Err(e) = until_deadline(deadline, || reservation.fail(&|| failed.record())) {
         // The hold ends with the task's lifetime; nobody can read the task past it anyway.
         tracing::warn!(task = %id, error = %e, "could not record a failed task");
     }
     failed
 }
-
-/// First pause between attempts at a ledger that does not answer, doubled up to [`RETRY_MAX`].
-const RETRY_FIRST: Duration = Duration::from_millis(250);
-const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Runs `op` again while the ledger is unavailable (a shared database restarting) and the task
 /// has not expired, so a result read during a database outage is charged and shown once the
@@ -308,13 +301,13 @@ fn until_deadline<T>(
     deadline: Instant,
     mut op: impl FnMut() -> Result<T, LedgerError>,
 ) -> Result<T, LedgerError> {
-    let mut pause = RETRY_FIRST;
+    let mut pause = ledger::RETRY_FIRST;
     loop {
         match op() {
             Err(LedgerError::Unavailable(why)) if Instant::now() + pause < deadline => {
                 tracing::debug!(%why, "ledger unavailable; retrying");
                 std::thread::sleep(pause);
-                pause = (pause * 2).min(RETRY_MAX);
+                pause = ledger::next_pause(pause);
             }
             other => return other,
         }

@@ -23,6 +23,15 @@ stop() {
   fi
 }
 
+# scratch: a temporary directory in $work, removed at exit together with the server whose PID
+# the script puts in $server (stopped first). Ctrl-C and SIGTERM exit through the same cleanup.
+scratch() {
+  work="$(mktemp -d)"
+  server=""
+  trap 'stop "$server"; rm -rf "$work"' EXIT
+  trap 'exit 130' INT TERM
+}
+
 # addr_of LOG PREFIX SECONDS: waits for a line "PREFIX ADDR" in LOG (`ocrbox serve` prints
 # "listening on ADDR", and "metrics on ADDR"); prints ADDR.
 addr_of() {

@@ -231,7 +231,6 @@ async fn solve(state: &AppState, req: Request<Incoming>) -> Result<Response, Api
     let id = reservation.task();
     let deadline = state.tasks.create(id, hash);
     let job = Job {
-        id,
         image,
         deadline,
         reservation,

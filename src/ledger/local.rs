@@ -365,7 +365,7 @@ impl Ledger for Local {
         Ok(())
     }
 
-    fn charge(&self, task: &Held, _record: &TaskRecord) -> Result<u64, LedgerError> {
+    fn charge(&self, task: &Held, _record: &dyn Fn() -> TaskRecord) -> Result<u64, LedgerError> {
         // Deduct and release under the hold lock, so a concurrent submit sees either the old
         // balance with this hold or the new balance without it: never the old balance without
         // it (overspending) nor the new one with it (a false 402).
@@ -375,7 +375,7 @@ impl Ledger for Local {
         Ok(remaining)
     }
 
-    fn fail(&self, task: &Held, _record: &TaskRecord) -> Result<(), LedgerError> {
+    fn fail(&self, task: &Held, _record: &dyn Fn() -> TaskRecord) -> Result<(), LedgerError> {
         self.release(task);
         Ok(())
     }
@@ -391,17 +391,15 @@ mod tests {
     use crate::ledger::{reserve, CreditChange, Reservation};
     use std::sync::Arc;
 
-    const DONE: TaskRecord = TaskRecord {
-        ok: true,
-        body: String::new(),
-    };
-
     fn hold(l: &Arc<Local>, key: KeyHash) -> Result<Reservation, LedgerError> {
         reserve(&(Arc::clone(l) as Arc<dyn Ledger>), key)
     }
 
     fn charge(mut r: Reservation) -> Result<u64, LedgerError> {
-        r.charge(&DONE)
+        r.charge(&|| TaskRecord {
+            ok: true,
+            body: String::new(),
+        })
     }
 
     fn temp_ledger() -> (Arc<Local>, std::path::PathBuf) {

@@ -276,13 +276,14 @@ pub trait Ledger: Send + Sync {
     /// [`LedgerError::NoSolves`] and keeps what it held when the key's unheld balance cannot
     /// cover the rest. Where tasks are shared, also (re)starts the task's lifetime.
     fn hold(&self, task: &Held, credits: u64) -> Result<(), LedgerError>;
-    /// Deducts the held credits for a successful task and records `record` (where tasks are
-    /// shared), in one transaction; returns the remaining balance. On error nothing is charged
-    /// and the hold stays until [`Ledger::fail`] or [`Ledger::release`].
-    fn charge(&self, task: &Held, record: &TaskRecord) -> Result<u64, LedgerError>;
-    /// Ends a hold uncharged for a task that ran and failed, recording `record` where tasks
-    /// are shared. On error the hold stays (it ends with its task's lifetime at the latest).
-    fn fail(&self, task: &Held, record: &TaskRecord) -> Result<(), LedgerError>;
+    /// Deducts the held credits for a successful task and records its `record` (made only
+    /// where tasks are shared), in one transaction; returns the remaining balance. On error
+    /// nothing is charged and the hold stays until [`Ledger::fail`] or [`Ledger::release`].
+    fn charge(&self, task: &Held, record: &dyn Fn() -> TaskRecord) -> Result<u64, LedgerError>;
+    /// Ends a hold uncharged for a task that ran and failed, recording its `record` where
+    /// tasks are shared. On error the hold stays (it ends with its task's lifetime at the
+    /// latest).
+    fn fail(&self, task: &Held, record: &dyn Fn() -> TaskRecord) -> Result<(), LedgerError>;
     /// Ends a hold uncharged for a task that never ran (refused, dropped at shutdown or in the
     /// queue). Never blocks for long and never fails, as it runs on drop.
     fn release(&self, task: &Held);
@@ -337,6 +338,17 @@ pub fn open(at: &Location, task_ttl: Duration) -> Result<Arc<dyn Ledger>, Ledger
 /// Copies every key and the 24 h usage of `from` into the empty ledger `to`.
 pub fn copy(from: &dyn Ledger, to: &dyn Ledger) -> Result<BackupStats, LedgerError> {
     to.restore(&from.snapshot()?)
+}
+
+/// First pause between attempts at a ledger that does not answer (a shared database
+/// restarting); each next pause is twice the last, up to [`RETRY_MAX`].
+pub const RETRY_FIRST: Duration = Duration::from_millis(250);
+/// Longest pause between attempts: a database back after a restart is used within 2 s.
+pub const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// The pause after `pause` between attempts at an unavailable ledger.
+pub fn next_pause(pause: Duration) -> Duration {
+    (pause * 2).min(RETRY_MAX)
 }
 
 /// Hashes an API key for lookup.
@@ -423,7 +435,7 @@ impl Reservation {
     /// Deducts the held credits for a successful task and records its result; returns the
     /// remaining balance. On error nothing was charged and the hold remains: end it with
     /// [`Reservation::fail`] (or drop).
-    pub fn charge(&mut self, record: &TaskRecord) -> Result<u64, LedgerError> {
+    pub fn charge(&mut self, record: &dyn Fn() -> TaskRecord) -> Result<u64, LedgerError> {
         let remaining = self.ledger.charge(&self.held, record)?;
         self.done = true;
         Ok(remaining)
@@ -431,7 +443,7 @@ impl Reservation {
 
     /// Ends the hold uncharged for a task that failed, recording why where tasks are shared.
     /// On error the hold remains: try again, or drop.
-    pub fn fail(&mut self, record: &TaskRecord) -> Result<(), LedgerError> {
+    pub fn fail(&mut self, record: &dyn Fn() -> TaskRecord) -> Result<(), LedgerError> {
         self.ledger.fail(&self.held, record)?;
         self.done = true;
         Ok(())

@@ -29,8 +29,8 @@ use tokio_postgres::{IsolationLevel, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
-    hash_key, id_prefix, new_key, BackupStats, Held, KeyHash, KeyInfo, KeyRow, Ledger, LedgerError,
-    Snapshot, TaskRecord, WINDOW_MINUTES,
+    hash_key, id_prefix, new_key, next_pause, BackupStats, Held, KeyHash, KeyInfo, KeyRow, Ledger,
+    LedgerError, Snapshot, TaskRecord, RETRY_FIRST, WINDOW_MINUTES,
 };
 
 /// Longest wait for one ledger operation (pool, queries, commit), and the server-side
@@ -171,32 +171,6 @@ impl Postgres {
         Ok(pg)
     }
 
-    /// Joins the fleet ([`Ledger::join`]): writes this box's first heartbeat (before it accepts a task, so no
-    /// other box takes it for dead), then keeps beating and reaping in the background.
-    fn announce(&self) -> Result<(), LedgerError> {
-        self.run(beat(self.pool.clone(), self.box_id))?;
-        let (pool, me, floor) = (self.pool.clone(), self.box_id, self.result_floor());
-        self.handle.spawn(async move {
-            let mut tick = tokio::time::interval(HEARTBEAT);
-            loop {
-                tick.tick().await;
-                let round = async {
-                    beat(pool.clone(), me).await?;
-                    reap(&pool, floor).await
-                };
-                match tokio::time::timeout(OP_TIMEOUT, round).await {
-                    Ok(Ok(lost)) if lost > 0 => {
-                        tracing::warn!(lost, "failed the tasks of a box that stopped answering")
-                    }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "ledger heartbeat"),
-                    Err(_) => tracing::warn!("ledger heartbeat timed out"),
-                }
-            }
-        });
-        Ok(())
-    }
-
     /// Runs `op` in one transaction on a pooled connection, committed when it returns `Ok`
     /// (rolled back when it returns an error).
     fn transact<T>(
@@ -258,7 +232,7 @@ impl Postgres {
         let (pool, ttl) = (self.pool.clone(), self.ttl);
         self.handle.spawn(async move {
             let started = tokio::time::Instant::now();
-            let mut pause = Duration::from_millis(250);
+            let mut pause = RETRY_FIRST;
             loop {
                 let done = async {
                     connection(&pool)
@@ -280,7 +254,7 @@ impl Postgres {
                     return;
                 }
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
+                pause = next_pause(pause);
             }
         });
     }
@@ -779,7 +753,8 @@ impl Ledger for Postgres {
         held
     }
 
-    fn charge(&self, task: &Held, record: &TaskRecord) -> Result<u64, LedgerError> {
+    fn charge(&self, task: &Held, record: &dyn Fn() -> TaskRecord) -> Result<u64, LedgerError> {
+        let record = record();
         self.transact(async |tx| {
             let (solves, revoked) = locked_balance(tx, &task.key).await?;
             // An administrator may have debited or revoked the key while the task ran.
@@ -789,7 +764,7 @@ impl Ledger for Postgres {
             if solves < task.credits {
                 return Err(LedgerError::NoSolves);
             }
-            if !self.end_task(tx, &task.task, record).await? {
+            if !self.end_task(tx, &task.task, &record).await? {
                 return Err(LedgerError::TaskGone);
             }
             let left: i64 = tx
@@ -811,10 +786,11 @@ impl Ledger for Postgres {
         })
     }
 
-    fn fail(&self, task: &Held, record: &TaskRecord) -> Result<(), LedgerError> {
+    fn fail(&self, task: &Held, record: &dyn Fn() -> TaskRecord) -> Result<(), LedgerError> {
+        let record = record();
         self.transact(async |tx| {
             // Nothing to do when it already ended (e.g. failed by the fleet as lost).
-            self.end_task(tx, &task.task, record).await?;
+            self.end_task(tx, &task.task, &record).await?;
             Ok(())
         })
     }
@@ -850,8 +826,30 @@ impl Ledger for Postgres {
         })
     }
 
+    /// Joins the fleet: writes this box's first heartbeat (before it accepts a task, so no
+    /// other box takes it for dead), then keeps beating and reaping in the background.
     fn join(&self) -> Result<(), LedgerError> {
-        self.announce()
+        self.run(beat(self.pool.clone(), self.box_id))?;
+        let (pool, me, floor) = (self.pool.clone(), self.box_id, self.result_floor());
+        self.handle.spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            loop {
+                tick.tick().await;
+                let round = async {
+                    beat(pool.clone(), me).await?;
+                    reap(&pool, floor).await
+                };
+                match tokio::time::timeout(OP_TIMEOUT, round).await {
+                    Ok(Ok(lost)) if lost > 0 => {
+                        tracing::warn!(lost, "failed the tasks of a box that stopped answering")
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "ledger heartbeat"),
+                    Err(_) => tracing::warn!("ledger heartbeat timed out"),
+                }
+            }
+        });
+        Ok(())
     }
 
     fn leave(&self) {
