@@ -87,7 +87,14 @@ pub fn recognize(
     let steps = probs.len() / classes;
     let mut glyphs = ctc::decode(probs, classes, charset, latin, hints);
     if hints.respace(charset.space()) {
-        glyphs = spacing::respace(glyphs, &strip, shape[3] as f32 / steps.max(1) as f32);
+        let space = charset.space();
+        let space_p = |a: usize, b: usize| {
+            (a..=b.min(steps.saturating_sub(1)))
+                .map(|t| probs[t * classes + space])
+                .fold(0.0, f32::max)
+        };
+        let step = shape[3] as f32 / steps.max(1) as f32;
+        glyphs = spacing::respace(glyphs, &strip, step, space_p);
     }
     Ok(ctc::join(&glyphs))
 }
