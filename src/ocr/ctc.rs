@@ -14,6 +14,9 @@ pub struct Charset {
     latin: Vec<bool>,
     /// Text → its first class.
     index: HashMap<String, usize>,
+    /// The classes of the ASCII digits and of the ASCII letters (see [`super::context`]).
+    pub(super) digit_classes: Vec<usize>,
+    pub(super) letter_classes: Vec<usize>,
 }
 
 impl Charset {
@@ -30,10 +33,25 @@ impl Charset {
         for (i, c) in chars.iter().enumerate().skip(1) {
             index.entry(c.clone()).or_insert(i);
         }
+        let one = |f: fn(&char) -> bool| -> Vec<usize> {
+            let mut v: Vec<usize> = chars
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, c)| c.chars().count() == 1 && c.chars().all(|c| f(&c)))
+                .map(|(i, _)| i)
+                .collect();
+            v.dedup();
+            v
+        };
+        let digit_classes = one(char::is_ascii_digit);
+        let letter_classes = one(char::is_ascii_alphabetic);
         Charset {
             chars,
             latin,
             index,
+            digit_classes,
+            letter_classes,
         }
     }
 

@@ -232,6 +232,13 @@ impl Hints {
         })
     }
 
+    /// Whether the decoder may pick class `c`.
+    pub(super) fn allows(&self, c: usize) -> bool {
+        self.allowed
+            .as_ref()
+            .is_none_or(|a| a.get(c).copied().unwrap_or(false))
+    }
+
     /// True when no hint changes decoding.
     pub fn is_none(&self) -> bool {
         self.allowed.is_none() && self.min_len.is_none() && self.max_len.is_none()

@@ -4,6 +4,7 @@
 //! detection, line-angle classification, recognition, and layout (reading order).
 
 mod classify;
+mod context;
 mod crop;
 mod ctc;
 pub mod decode;

@@ -2,6 +2,7 @@
 
 use image::RgbImage;
 
+use super::context;
 use super::ctc::{self, Charset, Reading};
 use super::hints::Hints;
 use super::models::{as_f32, Model, Shapes};
@@ -65,7 +66,8 @@ pub(super) fn input(line: &RgbImage) -> Input {
     }
 }
 
-/// Reads one line: strip → model → CTC (obeying `hints`) → word spaces.
+/// Reads one line: strip → model → CTC (obeying `hints`) → letters/digits by their word →
+/// word spaces.
 /// `latin`: the line is on a page that reads as Latin script (see [`ctc::decode`]).
 pub fn recognize(
     model: &Model,
@@ -86,6 +88,14 @@ pub fn recognize(
     }
     let steps = probs.len() / classes;
     let mut glyphs = ctc::decode(probs, classes, charset, latin, hints);
+    context::by_word(
+        &mut glyphs,
+        probs,
+        classes,
+        charset,
+        |c| hints.allows(c),
+        context::MIN_P,
+    );
     if hints.respace(charset.space()) {
         let space = charset.space();
         let space_p = |a: usize, b: usize| {
