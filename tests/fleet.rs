@@ -22,11 +22,13 @@ fn add_key_pg(url: &str, solves: u64) -> String {
     .to_string()
 }
 
-fn box_on(dir: &TempDir, name: &str, url: &str) -> Server {
-    Server::start(
-        &dir.0.join(format!("{name}.redb")),
+fn box_on(dir: &TempDir, name: &str, url: &str, extra: &[&str]) -> Server {
+    let args = [
         &["--ledger", url, "--workers", "1", "--task-ttl", "30s"],
-    )
+        extra,
+    ]
+    .concat();
+    Server::start(&dir.0.join(format!("{name}.redb")), &args)
 }
 
 #[test]
@@ -34,7 +36,10 @@ fn box_on(dir: &TempDir, name: &str, url: &str) -> Server {
 fn a_task_submitted_to_one_box_is_answered_by_another() {
     let pg = Postgres::start();
     let dir = TempDir::new();
-    let (a, b) = (box_on(&dir, "a", &pg.url()), box_on(&dir, "b", &pg.url()));
+    let (a, b) = (
+        box_on(&dir, "a", &pg.url(), &[]),
+        box_on(&dir, "b", &pg.url(), &[]),
+    );
     // Two boxes started at once on an empty ledger: one first key between them.
     assert_eq!([&a, &b].iter().filter(|s| s.first_key.is_some()).count(), 1);
     assert_eq!(pg.sql("SELECT count(*) FROM keys"), "1");
@@ -86,7 +91,10 @@ fn a_task_submitted_to_one_box_is_answered_by_another() {
 fn concurrent_submits_on_two_boxes_never_overspend() {
     let pg = Postgres::start();
     let dir = TempDir::new();
-    let boxes = [box_on(&dir, "a", &pg.url()), box_on(&dir, "b", &pg.url())];
+    let boxes = [
+        box_on(&dir, "a", &pg.url(), &[]),
+        box_on(&dir, "b", &pg.url(), &[]),
+    ];
     let key = add_key_pg(&pg.url(), 12);
     let image = line_png();
     let outcomes: Vec<(u16, Option<String>, usize)> = std::thread::scope(|s| {
@@ -129,17 +137,7 @@ fn concurrent_submits_on_two_boxes_never_overspend() {
 fn a_database_outage_is_503_with_retry_after_and_the_box_recovers() {
     let pg = Postgres::start();
     let dir = TempDir::new();
-    let srv = Server::start(
-        &dir.db(),
-        &[
-            "--ledger",
-            &pg.url(),
-            "--workers",
-            "1",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-    );
+    let srv = box_on(&dir, "a", &pg.url(), &["--metrics-listen", "127.0.0.1:0"]);
     let key = add_key_pg(&pg.url(), 2);
     let c = client();
     pg.ctl(&["stop"]);
@@ -209,7 +207,7 @@ fn ledger_copy_moves_keys_balances_and_usage_both_ways() {
     assert!(copied.status.success());
     assert!(String::from_utf8_lossy(&copied.stderr).contains("copied 2 keys and 1 usage"));
     // The keys work on a box of the shared ledger with their balance and 24 h.
-    let srv = box_on(&dir, "a", &pg.url());
+    let srv = box_on(&dir, "a", &pg.url(), &[]);
     let c = client();
     assert_eq!(balance(&c, &srv, &key), (4, 1));
     let (status, _) = get(&c, &srv.url(&format!("/api/balance?api={gone}")));

@@ -9,7 +9,7 @@ use super::ctc::{Charset, Glyph};
 /// captchas 3.02 / 5.65 / 3.44 % CER): 0.01 gave 3.06 / 5.58 / 3.11 % (`PAX:0` became `PAX:O`),
 /// 0.05 gave 3.02 / 5.58 / 3.11 %; the other sets unchanged. Swapping on both neighbours alone
 /// (not the word) did as well on receipts but turned a `1` in a commit hash into an `l`.
-pub const MIN_P: f32 = 0.05;
+const MIN_P: f32 = 0.05;
 
 /// What kind of character a glyph is, for its neighbours.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -29,18 +29,15 @@ fn kind(text: &str) -> Kind {
 }
 
 /// In a word (characters between spaces) of digits with one letter, the letter becomes the
-/// best digit the recogniser gave at least `min_p` at its steps; in a word of letters with one
+/// best digit the recogniser gave at least [`MIN_P`] at its steps; in a word of letters with one
 /// digit, the digit becomes the best letter. Words with a few of each (`WA14-3A`, hashes, `A4`)
 /// are left as read. `ok`: the classes the decoder may pick (hints).
-///
-/// `min_p` is [`MIN_P`] in the pipeline.
 pub fn by_word(
     glyphs: &mut [Glyph],
     probs: &[f32],
     classes: usize,
     charset: &Charset,
     ok: impl Fn(usize) -> bool,
-    min_p: f32,
 ) {
     let steps = probs.len() / classes.max(1);
     let mut start = 0;
@@ -69,7 +66,7 @@ pub fn by_word(
                     }
                 }
             }
-            if best.1 >= min_p {
+            if best.1 >= MIN_P {
                 glyphs[i].text = charset.folded(best.0).to_string();
             }
         }
@@ -116,10 +113,10 @@ mod tests {
         let (zero, oh) = (cs.class_of("0").unwrap(), cs.class_of("O").unwrap());
         // A letter among digits, a digit among letters; a space ends a word.
         let (mut g, p) = read(&cs, "150C 5", 3, (zero, 0.08));
-        by_word(&mut g, &p, cs.len(), &cs, |_| true, MIN_P);
+        by_word(&mut g, &p, cs.len(), &cs, |_| true);
         assert_eq!(text(&g), "1500 5");
         let (mut g, p) = read(&cs, "B0AB", 1, (oh, 0.3));
-        by_word(&mut g, &p, cs.len(), &cs, |_| true, MIN_P);
+        by_word(&mut g, &p, cs.len(), &cs, |_| true);
         assert_eq!(text(&g), "BOAB");
     }
 
@@ -129,14 +126,14 @@ mod tests {
         let zero = cs.class_of("0").unwrap();
         for (word, at) in [("A5", 0), ("AB15", 1), ("15C0C", 2)] {
             let (mut g, p) = read(&cs, word, at, (zero, 0.5));
-            by_word(&mut g, &p, cs.len(), &cs, |_| true, MIN_P);
+            by_word(&mut g, &p, cs.len(), &cs, |_| true);
             assert_eq!(text(&g), word);
         }
         let (mut g, p) = read(&cs, "150C", 3, (zero, 0.01));
-        by_word(&mut g, &p, cs.len(), &cs, |_| true, MIN_P);
+        by_word(&mut g, &p, cs.len(), &cs, |_| true);
         assert_eq!(text(&g), "150C");
         let (mut g, p) = read(&cs, "150C", 3, (zero, 0.5));
-        by_word(&mut g, &p, cs.len(), &cs, |c| c != zero, MIN_P);
+        by_word(&mut g, &p, cs.len(), &cs, |c| c != zero);
         assert_eq!(text(&g), "150C");
     }
 }

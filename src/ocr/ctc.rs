@@ -33,19 +33,13 @@ impl Charset {
         for (i, c) in chars.iter().enumerate().skip(1) {
             index.entry(c.clone()).or_insert(i);
         }
-        let one = |f: fn(&char) -> bool| -> Vec<usize> {
-            let mut v: Vec<usize> = chars
-                .iter()
-                .enumerate()
-                .skip(1)
-                .filter(|(_, c)| c.chars().count() == 1 && c.chars().all(|c| f(&c)))
-                .map(|(i, _)| i)
-                .collect();
-            v.dedup();
-            v
+        let classes_of = |f: fn(&char) -> bool| -> Vec<usize> {
+            (1..chars.len())
+                .filter(|&i| chars[i].len() == 1 && chars[i].chars().all(|c| f(&c)))
+                .collect()
         };
-        let digit_classes = one(char::is_ascii_digit);
-        let letter_classes = one(char::is_ascii_alphabetic);
+        let digit_classes = classes_of(char::is_ascii_digit);
+        let letter_classes = classes_of(char::is_ascii_alphabetic);
         Charset {
             chars,
             latin,

@@ -247,12 +247,7 @@ impl Hints {
     /// Whether word spaces may be restored from gaps in the strip: not when spaces are not
     /// allowed, nor when a length was asked for (the length is that of what was decoded).
     pub(super) fn respace(&self, space: usize) -> bool {
-        self.min_len.is_none()
-            && self.max_len.is_none()
-            && self
-                .allowed
-                .as_ref()
-                .is_none_or(|a| a.get(space).copied().unwrap_or(false))
+        self.min_len.is_none() && self.max_len.is_none() && self.allows(space)
     }
 }
 

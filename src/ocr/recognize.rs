@@ -88,14 +88,7 @@ pub fn recognize(
     }
     let steps = probs.len() / classes;
     let mut glyphs = ctc::decode(probs, classes, charset, latin, hints);
-    context::by_word(
-        &mut glyphs,
-        probs,
-        classes,
-        charset,
-        |c| hints.allows(c),
-        context::MIN_P,
-    );
+    context::by_word(&mut glyphs, probs, classes, charset, |c| hints.allows(c));
     if hints.respace(charset.space()) {
         let space = charset.space();
         let space_p = |a: usize, b: usize| {

@@ -3,9 +3,9 @@
 //! each gap between two Latin characters read without a space is measured in blank columns and
 //! a space put in where it is wide, or where it is half as wide and the recogniser itself gave
 //! the space class some probability there (it often sees the space and lets the blank win);
-//! not where the recogniser all but ruled a space out. Spaces the recogniser did read are kept: taking out those
-//! over narrow gaps fixed `C+ +` but cost more on pages, where crops catch the neighbouring
-//! lines' ink and gaps look narrower than they are.
+//! not where the recogniser all but ruled a space out. Spaces the recogniser did read are
+//! kept: taking out those over narrow gaps fixed `C+ +` but cost more on pages, where crops
+//! catch the neighbouring lines' ink and gaps look narrower than they are.
 
 use image::RgbImage;
 
@@ -92,6 +92,7 @@ const SPACE_BY_NARROW: f32 = 1.0;
 /// 3.06 %; pages 0.15 / 5.83 %. Without a gap floor any space the model half-saw went in
 /// (0.36–0.43 %). Captchas, multilingual lines and pages unchanged.
 const SPACE_HALF_SEEN: f32 = 0.5;
+/// The space probability that makes a gap of [`SPACE_HALF_SEEN`] pitches a space.
 const SPACE_SEEN: f32 = 0.05;
 /// A wide gap is no space where the recogniser gave the space class under this: on faded
 /// thermal receipts the faint letters fall below Otsu's threshold and look blank (`M A I D`).
