@@ -126,6 +126,7 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     ledger.join()?;
     let engine = Arc::new(ocr::Engine::new(cfg.det)?);
+    crate::alloc::collect();
     let tasks = Arc::new(TaskStore::new(cfg.task_ttl));
     let workers = cfg.workers();
     let doc_limits = ocr::Limits {

@@ -57,7 +57,7 @@ impl Engine {
 
     /// Loads models from the given files (e.g. `ModelFiles::from_dir`).
     pub fn from_files(files: &ModelFiles) -> Result<Engine, OcrError> {
-        Ok(Engine {
+        let engine = Engine {
             det: Model::load("det", &files.det, Shapes::Each, DET_PLAN_BYTES)?,
             cls: Model::load("cls", &files.cls, Shapes::Each, CLS_PLAN_BYTES)?,
             rec: Model::load("rec", &files.rec, recognize::SHAPES, REC_PLAN_BYTES)?,
@@ -65,7 +65,9 @@ impl Engine {
             det_params: DetParams::of(files.detector),
             det_gate: Mutex::new(()),
             threads: 1,
-        })
+        };
+        files.release();
+        Ok(engine)
     }
 
     /// Lets one page's lines be classified and recognised on up to `n` threads. The service

@@ -1,0 +1,56 @@
+//! Memory of one model, step by step: parse, optimised plan, one run (with mimalloc, as the
+//! binary; purges forced with `mi_collect` so the figures are what stays in use).
+//!
+//! `cargo run --release --example memparse -- models/det-small.onnx 960 960`
+//! prints RssAnon and the high-water mark (VmHWM, reset before each step) in KiB.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::io::Cursor;
+use tract_onnx::prelude::*;
+
+fn report(step: &str) {
+    // SAFETY: a flag argument only; callable at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string()
+    };
+    println!(
+        "{step:<8} RssAnon {:>7} KiB  VmHWM {:>7} KiB",
+        kib("RssAnon"),
+        kib("VmHWM")
+    );
+    // Writing 5 resets the high-water mark (proc(5), clear_refs).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn main() -> TractResult<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, file, h, w] = &args[..] else {
+        eprintln!("usage: memparse MODEL.onnx HEIGHT WIDTH");
+        std::process::exit(2);
+    };
+    let shape = [1, 3, h.parse()?, w.parse()?];
+    report("start");
+    let bytes = std::fs::read(file)?;
+    let graph = tract_onnx::onnx()
+        .with_ignore_value_info(true)
+        .model_for_read(&mut Cursor::new(&bytes))?;
+    drop(bytes);
+    report("parsed");
+    let plan = graph
+        .with_input_fact(0, f32::fact(shape).into())?
+        .into_optimized()?
+        .into_runnable()?;
+    report("plan");
+    let out = plan.run(tvec!(Tensor::zero::<f32>(&shape)?.into()))?;
+    drop(out);
+    report("run");
+    Ok(())
+}

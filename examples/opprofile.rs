@@ -1,0 +1,86 @@
+//! Where one optimised plan spends its time, by op kind and by node, and (with `SIZES=1`) its
+//! largest activations: `cargo run --release --example opprofile -- models/rec.onnx 48 320`.
+//! tract's knobs (`TRACT_DISABLE_DIRECT_SPATIAL=1`, ...) apply through the environment.
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::time::Instant;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::{eval, SimpleState};
+
+const RUNS: usize = 5;
+
+fn main() -> TractResult<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, file, h, w] = &args[..] else {
+        eprintln!("usage: opprofile MODEL.onnx HEIGHT WIDTH");
+        std::process::exit(2);
+    };
+    let shape = [1, 3, h.parse()?, w.parse()?];
+    let plan = tract_onnx::onnx()
+        .with_ignore_value_info(true)
+        .model_for_read(&mut Cursor::new(std::fs::read(file)?))?
+        .with_input_fact(0, f32::fact(shape).into())?
+        .into_optimized()?
+        .into_runnable()?;
+    if std::env::var_os("SIZES").is_some() {
+        let mut sizes: Vec<(usize, String)> = plan
+            .model()
+            .nodes()
+            .iter()
+            .filter_map(|n| {
+                let fact = &n.outputs[0].fact;
+                let elems: usize = fact.shape.as_concrete()?.iter().product();
+                let what = format!("{} {} {:?}", n.op().name(), n.name, fact.shape);
+                Some(((elems * 4) >> 20, what))
+            })
+            .collect();
+        sizes.sort_by_key(|s| std::cmp::Reverse(s.0));
+        for (mib, what) in sizes.iter().take(20) {
+            println!("{mib:>5} MiB {what}");
+        }
+    }
+    let data: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0)
+        .collect();
+    let input = Tensor::from_shape(&shape, &data)?;
+    let mut by_op: HashMap<String, (f64, usize)> = HashMap::new();
+    let mut by_node: HashMap<String, f64> = HashMap::new();
+    let mut total = 0.0;
+    // The first run is a warm-up and not counted.
+    for run in 0..=RUNS {
+        let mut state = SimpleState::new(&plan)?;
+        let start = Instant::now();
+        state.run_plan_with_eval(tvec!(input.clone().into()), |ctx, st, node, inputs| {
+            let t = Instant::now();
+            let out = eval(ctx, st, node, inputs);
+            if run > 0 {
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                let op = by_op.entry(node.op().name().to_string()).or_default();
+                op.0 += ms;
+                op.1 += 1;
+                *by_node
+                    .entry(format!("{} {}", node.op().name(), node.name))
+                    .or_default() += ms;
+            }
+            out
+        })?;
+        if run > 0 {
+            total += start.elapsed().as_secs_f64() * 1e3;
+        }
+    }
+    let runs = RUNS as f64;
+    println!("total {:.1} ms/run", total / runs);
+    let mut ops: Vec<_> = by_op.into_iter().collect();
+    ops.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    for (op, (ms, n)) in ops.iter().take(25) {
+        println!("{:>8.2} ms {:>5} {op}", ms / runs, n / RUNS);
+    }
+    let mut nodes: Vec<_> = by_node.into_iter().collect();
+    nodes.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("-- slowest nodes");
+    for (node, ms) in nodes.iter().take(25) {
+        println!("{:>8.2} ms {node}", ms / runs);
+    }
+    Ok(())
+}
