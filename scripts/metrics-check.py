@@ -37,6 +37,7 @@ FAMILIES = {
     "ocrbox_queue_capacity": "gauge",
     "ocrbox_workers": "gauge",
     "ocrbox_plan_cache_bytes": "gauge",
+    "ocrbox_lent_core_items": "counter",
     "process_resident_memory_bytes": "gauge",
 }
 # Families whose series appear with their first event (a family without series is not written).

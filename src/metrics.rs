@@ -129,6 +129,8 @@ pub struct Sampled {
     pub workers: usize,
     /// Bytes of cached plans of the detector, the classifier and the recogniser.
     pub plan_cache_bytes: [usize; 3],
+    /// Items of images' work done on cores lent by idle workers, ever.
+    pub done_on_loan: u64,
 }
 
 /// Every metric of the process.
@@ -144,6 +146,8 @@ pub struct Metrics {
     workers: Gauge,
     plan_cache_bytes: Family<ModelLabels, Gauge>,
     resident_memory: Gauge,
+    /// Follows [`Sampled::done_on_loan`]; the lock makes concurrent scrapes add each step once.
+    done_on_loan: std::sync::Mutex<Counter>,
 }
 
 /// The process's metrics, made on first use.
@@ -169,6 +173,7 @@ impl Metrics {
             queue_capacity: Gauge::default(),
             workers: Gauge::default(),
             plan_cache_bytes: Family::default(),
+            done_on_loan: Default::default(),
             resident_memory: Gauge::default(),
         };
         // Series that exist from the start read 0 rather than being absent, so a rate or an
@@ -239,6 +244,11 @@ impl Metrics {
             Unit::Bytes,
             self.plan_cache_bytes.clone(),
         );
+        r.register(
+            "ocrbox_lent_core_items",
+            "Pieces of an image's work (line crops, orientation checks, line readings) done on cores lent by idle workers",
+            self.done_on_loan.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        );
         r.register_with_unit(
             "process_resident_memory",
             "Resident set size of the process (VmRSS)",
@@ -292,6 +302,10 @@ impl Metrics {
             self.plan_cache_bytes
                 .get_or_create(&ModelLabels { model })
                 .set(gauge(bytes));
+        }
+        {
+            let counter = self.done_on_loan.lock().unwrap_or_else(|p| p.into_inner());
+            counter.inc_by(sampled.done_on_loan.saturating_sub(counter.get()));
         }
         if let Some(rss) = resident_bytes() {
             self.resident_memory.set(gauge(rss));
@@ -358,6 +372,7 @@ mod tests {
             queue_capacity: 64,
             workers: 2,
             plan_cache_bytes: [10, 20, 30],
+            done_on_loan: 7,
         };
         let text = m.encode(&sampled, Format::Prometheus);
         for line in [
@@ -374,13 +389,16 @@ mod tests {
             "ocrbox_queue_capacity 64",
             "ocrbox_workers 2",
             "ocrbox_plan_cache_bytes{model=\"rec\"} 30",
+            "ocrbox_lent_core_items_total 7",
             "# TYPE process_resident_memory_bytes gauge",
             "ocrbox_build_info{version=\"",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
         drop(busy);
+        // A second scrape of the same sample adds nothing.
         let open = m.encode(&sampled, Format::OpenMetrics);
+        assert!(open.contains("ocrbox_lent_core_items_total 7\n"), "{open}");
         assert!(open.contains("ocrbox_tasks_in_flight 0\n"), "{open}");
         assert!(open.contains("# UNIT ocrbox_ocr_seconds seconds"), "{open}");
         assert!(open.ends_with("# EOF\n"), "{open}");

@@ -17,7 +17,7 @@ use crate::ledger::{self, LedgerError, Reservation};
 use crate::metrics::{self, OcrKind};
 use crate::ocr::decode::{sniff, Kind};
 use crate::ocr::hints::Hints;
-use crate::ocr::{document_text, Engine, Limits, OcrError, Page};
+use crate::ocr::{document_text, Engine, Limits, OcrError, Page, Spare};
 use crate::tasks::{FailReason, Internal, TaskState, TaskStore};
 
 /// One accepted upload waiting for a worker; its task id is its reservation's.
@@ -61,13 +61,15 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Starts `workers` threads sharing one queue of `queue` slots.
+    /// Starts `workers` threads sharing one queue of `queue` slots. A worker on a job counts as
+    /// busy in `spare`; the engine borrows the cores left free.
     pub fn start(
         workers: usize,
         queue: usize,
         engine: Arc<Engine>,
         tasks: Arc<TaskStore>,
         limits: Limits,
+        spare: Arc<Spare>,
     ) -> Pool {
         // `sync_channel(0)` would be a rendezvous channel that rejects every try_send while
         // workers are busy; keep at least one slot.
@@ -83,9 +85,12 @@ impl Pool {
                 let tasks = Arc::clone(&tasks);
                 let stopping = Arc::clone(&stopping);
                 let queued = Arc::clone(&queued);
+                let spare = Arc::clone(&spare);
+                let worker =
+                    move || worker(&rx, &queued, &engine, &tasks, &limits, &stopping, &spare);
                 std::thread::Builder::new()
                     .name(format!("ocr-worker-{i}"))
-                    .spawn(move || worker(&rx, &queued, &engine, &tasks, &limits, &stopping))
+                    .spawn(worker)
                     .expect("spawn worker thread")
             })
             .collect();
@@ -175,6 +180,7 @@ fn worker(
     tasks: &TaskStore,
     limits: &Limits,
     stopping: &AtomicBool,
+    spare: &Spare,
 ) {
     loop {
         // Hold the lock only while waiting for the next job, never during inference.
@@ -191,6 +197,8 @@ fn worker(
             tracing::debug!(task = %job.reservation.task(), "expired in queue, not charged");
             continue;
         }
+        // Busy from here: a core lent to another image is called back.
+        let _busy = spare.busy();
         run(job, engine, tasks, limits);
     }
 }

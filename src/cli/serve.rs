@@ -125,7 +125,9 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     ledger.join()?;
-    let engine = Arc::new(ocr::Engine::new(cfg.det)?);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let spare = Arc::new(ocr::Spare::new(cores));
+    let engine = Arc::new(ocr::Engine::new(cfg.det)?.with_spare(Arc::clone(&spare)));
     crate::alloc::collect();
     let tasks = Arc::new(TaskStore::new(cfg.task_ttl));
     let workers = cfg.workers();
@@ -139,6 +141,7 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
         engine,
         Arc::clone(&tasks),
         doc_limits,
+        spare,
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

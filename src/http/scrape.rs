@@ -83,6 +83,7 @@ async fn scrape(state: &AppState, req: &Request<Incoming>) -> Response {
             queue_capacity: pool.capacity(),
             workers,
             plan_cache_bytes: pool.engine().cached_plan_bytes(),
+            done_on_loan: pool.engine().done_on_loan(),
         };
         metrics::get().encode(&sampled, format)
     })

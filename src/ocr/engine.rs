@@ -1,7 +1,7 @@
 //! Wires the stages: decode → detect → crop → orient → recognise → filter → layout.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use image::RgbImage;
@@ -16,6 +16,7 @@ use super::hints::{HintError, HintSpec, Hints};
 use super::models::{Detector, Model, ModelFiles, Shapes};
 use super::preprocess::rotate180;
 use super::recognize::{self, recognize};
+use super::spare::{Loan, Spare};
 use super::{layout, orient, Limits, Line, OcrError, Page, Timings};
 
 /// Lines whose recognition confidence is below this are dropped (the reference's value).
@@ -47,6 +48,8 @@ pub struct Engine {
     /// (the soak's peak) for little throughput.
     det_gate: Mutex<()>,
     threads: usize,
+    /// Idle workers' cores this engine's images may borrow (the service's pool).
+    spare: Option<Arc<Spare>>,
 }
 
 impl Engine {
@@ -65,6 +68,7 @@ impl Engine {
             det_params: DetParams::of(files.detector),
             det_gate: Mutex::new(()),
             threads: 1,
+            spare: None,
         };
         files.release();
         Ok(engine)
@@ -74,6 +78,13 @@ impl Engine {
     /// keeps 1 (its workers already fill the cores); the CLI uses all cores.
     pub fn with_threads(mut self, n: usize) -> Engine {
         self.threads = n.max(1);
+        self
+    }
+
+    /// Lets one image's lines also use the cores of idle workers, as `spare` counts them (the
+    /// service: a lone page on an idle box is read on all its cores, see [`Spare`]).
+    pub fn with_spare(mut self, spare: Arc<Spare>) -> Engine {
+        self.spare = Some(spare);
         self
     }
 
@@ -252,26 +263,47 @@ impl Engine {
         Ok(readings.into_iter().flatten().collect())
     }
 
-    /// Maps `f` over `items` on up to `self.threads` threads, keeping order.
+    /// Maps `f` over `items` on up to `self.threads` threads plus the cores idle workers lend
+    /// (each helper gives its core back, after the item in hand, once its lender has a job),
+    /// keeping order.
     fn par_map<T: Sync, R: Send>(
         &self,
         items: &[T],
         f: impl Fn(&T) -> Result<R, OcrError> + Sync,
     ) -> Result<Vec<R>, OcrError> {
-        let threads = self.threads.min(items.len());
-        if threads <= 1 {
+        let own = self.threads.min(items.len());
+        let mut loans: Vec<Option<Loan>> = match &self.spare {
+            Some(spare) => (own..items.len())
+                .map_while(|_| spare.borrow().map(Some))
+                .collect(),
+            None => Vec::new(),
+        };
+        if own + loans.len() <= 1 {
+            drop(loans);
             return items.iter().map(&f).collect();
         }
+        loans.extend((0..own).map(|_| None));
         let next = AtomicUsize::new(0);
         let mut results: Vec<(usize, Result<R, OcrError>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
+            let handles: Vec<_> = loans
+                .into_iter()
+                .map(|mut loan| {
+                    let (next, f) = (&next, &f);
+                    s.spawn(move || {
                         let mut out = Vec::new();
                         loop {
+                            if let Some(held) = loan.take() {
+                                match held.renew() {
+                                    Some(held) => loan = Some(held),
+                                    None => break,
+                                }
+                            }
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(item) = items.get(i) else { break };
                             out.push((i, f(item)));
+                            if let Some(held) = &loan {
+                                held.count();
+                            }
                         }
                         out
                     })
@@ -284,6 +316,11 @@ impl Engine {
         });
         results.sort_by_key(|(i, _)| *i);
         results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Items of images' work done on lent cores so far (0 without [`Engine::with_spare`]).
+    pub fn done_on_loan(&self) -> u64 {
+        self.spare.as_ref().map_or(0, |s| s.done_on_loan())
     }
 
     /// Plans currently cached per model (det, cls, rec): for diagnostics and benchmarks.

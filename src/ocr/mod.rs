@@ -23,6 +23,8 @@ mod orient;
 mod preprocess;
 mod recognize;
 mod spacing;
+/// Idle workers' cores lent to the image in progress.
+pub mod spare;
 
 use std::time::Duration;
 
@@ -104,3 +106,4 @@ pub fn document_text(pages: &[Page]) -> String {
 pub use document::{Decoded, Document};
 pub use engine::{model_inputs, Engine};
 pub use models::{Detector, ModelFiles};
+pub use spare::Spare;
