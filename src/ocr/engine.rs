@@ -1,10 +1,12 @@
 //! Wires the stages: decode → detect → crop → orient → recognise → filter → layout.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use image::RgbImage;
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
 use super::classify::{self, upside_down};
 use super::crop::crop_quad;
@@ -50,6 +52,8 @@ pub struct Engine {
     threads: usize,
     /// Idle workers' cores this engine's images may borrow (the service's pool).
     spare: Option<Arc<Spare>>,
+    /// tract's thread pools for one model run on several cores, by size, made on first use.
+    pools: Mutex<HashMap<usize, Executor>>,
 }
 
 impl Engine {
@@ -69,6 +73,7 @@ impl Engine {
             det_gate: Mutex::new(()),
             threads: 1,
             spare: None,
+            pools: Mutex::new(HashMap::new()),
         };
         files.release();
         Ok(engine)
@@ -136,7 +141,7 @@ impl Engine {
                 s.spawn(|| self.rec.prepare());
             }
             let _one = self.det_gate.lock().unwrap_or_else(|p| p.into_inner());
-            detect(&self.det, img, &self.det_params)
+            self.on_cores(|| detect(&self.det, img, &self.det_params))
         })?;
         timings.detect = t.elapsed();
 
@@ -261,6 +266,32 @@ impl Engine {
             readings[i] = Some(r);
         }
         Ok(readings.into_iter().flatten().collect())
+    }
+
+    /// Runs `f`, one model run, with tract's matrix products spread over `self.threads` cores
+    /// plus those lent by idle workers, given back when it returns. For detection: a 960²
+    /// detection runs 1.5× faster on 2 cores than on one (`cargo run --release --example
+    /// threads -- models/det-small.onnx 960 960 2 64`: 776 → 492 ms; tiny 377 → 250 ms), where
+    /// a page's lines are better spread one per core (the recogniser at 48×320 gains 1.08×).
+    fn on_cores<R>(&self, f: impl FnOnce() -> R) -> R {
+        let loans: Vec<Loan> = match &self.spare {
+            Some(spare) => std::iter::from_fn(|| spare.borrow()).collect(),
+            None => Vec::new(),
+        };
+        let n = self.threads + loans.len();
+        if n <= 1 {
+            return f();
+        }
+        let pool = self
+            .pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(n)
+            .or_insert_with(|| Executor::multithread_with_name(n, "ocr-model"))
+            .clone();
+        let out = multithread_tract_scope(pool, f);
+        drop(loans);
+        out
     }
 
     /// Maps `f` over `items` on up to `self.threads` threads plus the cores idle workers lend
