@@ -17,7 +17,7 @@ use super::geometry::Quad;
 use super::hints::{HintError, HintSpec, Hints};
 use super::models::{Detector, Model, ModelFiles, Shapes};
 use super::preprocess::rotate180;
-use super::recognize::{self, recognize};
+use super::recognize::{self, recognize, Read};
 use super::spare::{Loan, Spare};
 use super::{layout, orient, Limits, Line, OcrError, Page, Timings};
 
@@ -160,24 +160,21 @@ impl Engine {
         timings.classify = t.elapsed();
 
         let t = Instant::now();
-        let mut readings = self.read_lines(&crops, hints)?;
+        let reads = self.read_lines(&crops, hints)?;
         // A page that reads as Latin script has no CJK either: its lines (a lone `二` for an
-        // `=` on a receipt) are read again with the Latin mask.
-        let (foreign, letters) = readings.iter().fold((0, 0), |(f, l), r| {
-            let (rf, rl) = r.script_counts();
+        // `=` on a receipt) take their reading with the Latin mask.
+        let (foreign, letters) = reads.iter().fold((0, 0), |(f, l), r| {
+            let (rf, rl) = r.reading.script_counts();
             (f + rf, l + rl)
         });
-        if foreign > 0 && mostly_latin(foreign, letters) {
-            let redo: Vec<usize> = (0..readings.len())
-                .filter(|&i| readings[i].script_counts().0 > 0)
-                .collect();
-            let again = self.par_map(&redo, |&i| {
-                recognize(&self.rec, &self.charset, &crops[i], true, hints)
-            })?;
-            for (i, r) in redo.into_iter().zip(again) {
-                readings[i] = r;
-            }
-        }
+        let latin_page = foreign > 0 && mostly_latin(foreign, letters);
+        let mut readings: Vec<Reading> = reads
+            .into_iter()
+            .map(|r| match r.as_latin {
+                Some(latin) if latin_page => latin,
+                _ => r.reading,
+            })
+            .collect();
         if decision.read_both_ways {
             let reading = std::mem::replace(&mut readings[0], Reading::empty());
             readings[0] = self.better_reading(&crops[0], reading, hints)?;
@@ -221,7 +218,7 @@ impl Engine {
         hints: &Hints,
         min_score: f32,
     ) -> Result<Option<Line>, OcrError> {
-        let mut best = recognize(&self.rec, &self.charset, img, false, hints)?;
+        let mut best = recognize(&self.rec, &self.charset, img, hints)?.reading;
         if orient::doubtful(upside_down(&self.cls, img)?) {
             best = self.better_reading(img, best, hints)?;
         }
@@ -248,20 +245,20 @@ impl Engine {
         reading: Reading,
         hints: &Hints,
     ) -> Result<Reading, OcrError> {
-        let turned = recognize(&self.rec, &self.charset, &rotate180(line), false, hints)?;
+        let turned = recognize(&self.rec, &self.charset, &rotate180(line), hints)?.reading;
         Ok(orient::better(reading, turned))
     }
 
     /// Recognises `crops`, in the order of their plan widths so that a page's lines need each
     /// recogniser plan once (the cache keeps few: `REC_PLAN_BYTES`); readings come back in the
     /// crops' order.
-    fn read_lines(&self, crops: &[RgbImage], hints: &Hints) -> Result<Vec<Reading>, OcrError> {
+    fn read_lines(&self, crops: &[RgbImage], hints: &Hints) -> Result<Vec<Read>, OcrError> {
         let mut order: Vec<usize> = (0..crops.len()).collect();
         order.sort_by_key(|&i| recognize::bucket(&crops[i]));
         let sorted = self.par_map(&order, |&i| {
-            recognize(&self.rec, &self.charset, &crops[i], false, hints)
+            recognize(&self.rec, &self.charset, &crops[i], hints)
         })?;
-        let mut readings: Vec<Option<Reading>> = (0..crops.len()).map(|_| None).collect();
+        let mut readings: Vec<Option<Read>> = (0..crops.len()).map(|_| None).collect();
         for (i, r) in order.into_iter().zip(sorted) {
             readings[i] = Some(r);
         }
