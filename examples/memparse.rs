@@ -6,8 +6,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::io::Cursor;
 use tract_onnx::prelude::*;
+
+mod common;
 
 fn report(step: &str) {
     // SAFETY: a flag argument only; callable at any time.
@@ -31,17 +32,10 @@ fn report(step: &str) {
 }
 
 fn main() -> TractResult<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, file, h, w] = &args[..] else {
-        eprintln!("usage: memparse MODEL.onnx HEIGHT WIDTH");
-        std::process::exit(2);
-    };
-    let shape = [1, 3, h.parse()?, w.parse()?];
+    let (file, shape, _) = common::args("memparse MODEL.onnx HEIGHT WIDTH", 0);
     report("start");
     let bytes = std::fs::read(file)?;
-    let graph = tract_onnx::onnx()
-        .with_ignore_value_info(true)
-        .model_for_read(&mut Cursor::new(&bytes))?;
+    let graph = common::parse(&bytes)?;
     drop(bytes);
     report("parsed");
     let plan = graph

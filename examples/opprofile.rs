@@ -2,27 +2,18 @@
 //! largest activations: `cargo run --release --example opprofile -- models/rec.onnx 48 320`.
 //! tract's knobs (`TRACT_DISABLE_DIRECT_SPATIAL=1`, ...) apply through the environment.
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::time::Instant;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::{eval, SimpleState};
 
+mod common;
+
 const RUNS: usize = 5;
 
 fn main() -> TractResult<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, file, h, w] = &args[..] else {
-        eprintln!("usage: opprofile MODEL.onnx HEIGHT WIDTH");
-        std::process::exit(2);
-    };
-    let shape = [1, 3, h.parse()?, w.parse()?];
-    let plan = tract_onnx::onnx()
-        .with_ignore_value_info(true)
-        .model_for_read(&mut Cursor::new(std::fs::read(file)?))?
-        .with_input_fact(0, f32::fact(shape).into())?
-        .into_optimized()?
-        .into_runnable()?;
+    let (file, shape, _) = common::args("opprofile MODEL.onnx HEIGHT WIDTH", 0);
+    let plan = common::plan(&file, shape)?;
     if std::env::var_os("SIZES").is_some() {
         let mut sizes: Vec<(usize, String)> = plan
             .model()

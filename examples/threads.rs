@@ -1,28 +1,20 @@
 //! One plan on one thread against tract's rayon executor on N, interleaved (medians of RUNS):
 //! `cargo run --release --example threads -- models/det-small.onnx 960 960 2 16`
 //! (model, height, width, threads, matmul panel threshold).
-use std::io::Cursor;
 use std::time::Instant;
 
 use tract_linalg::multithread::{multithread_tract_scope, set_threading_panel_threshold, Executor};
 use tract_onnx::prelude::*;
 
+mod common;
+
 const RUNS: usize = 9;
 
 fn main() -> TractResult<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, file, h, w, n, panels] = &args[..] else {
-        eprintln!("usage: threads MODEL.onnx HEIGHT WIDTH THREADS PANELS");
-        std::process::exit(2);
-    };
-    let shape = [1, 3, h.parse()?, w.parse()?];
+    let (file, shape, rest) = common::args("threads MODEL.onnx HEIGHT WIDTH THREADS PANELS", 2);
+    let (n, panels) = (&rest[0], &rest[1]);
     set_threading_panel_threshold(panels.parse()?);
-    let plan = tract_onnx::onnx()
-        .with_ignore_value_info(true)
-        .model_for_read(&mut Cursor::new(std::fs::read(file)?))?
-        .with_input_fact(0, f32::fact(shape).into())?
-        .into_optimized()?
-        .into_runnable()?;
+    let plan = common::plan(&file, shape)?;
     let input: TValue = Tensor::zero::<f32>(&shape)?.into();
     let pool = Executor::multithread(n.parse()?);
     let (mut one, mut many) = (vec![], vec![]);
@@ -42,6 +34,7 @@ fn main() -> TractResult<()> {
     one.sort_by(f64::total_cmp);
     many.sort_by(f64::total_cmp);
     let (m1, mn) = (one[RUNS / 2], many[RUNS / 2]);
+    let [_, _, h, w] = shape;
     println!(
         "{file} {h}x{w}: 1 thread {m1:.1} ms, {n} threads {mn:.1} ms ({:.2}x), panels {panels}",
         m1 / mn

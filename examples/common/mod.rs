@@ -1,0 +1,33 @@
+//! What the model examples share: their arguments and an optimised plan of one shape.
+use std::io::Cursor;
+
+use tract_onnx::prelude::*;
+
+/// `MODEL.onnx HEIGHT WIDTH` and then `extra` more arguments, or exits with `usage`.
+pub fn args(usage: &str, extra: usize) -> (String, [usize; 4], Vec<String>) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let parsed = (args.len() == 3 + extra)
+        .then(|| Some([1, 3, args[1].parse().ok()?, args[2].parse().ok()?]))
+        .flatten();
+    let Some(shape) = parsed else {
+        eprintln!("usage: {usage}");
+        std::process::exit(2);
+    };
+    (args[0].clone(), shape, args[3..].to_vec())
+}
+
+/// The model parsed as ocrbox parses it (value infos ignored: see `src/ocr/models.rs`).
+pub fn parse(bytes: &[u8]) -> TractResult<InferenceModel> {
+    tract_onnx::onnx()
+        .with_ignore_value_info(true)
+        .model_for_read(&mut Cursor::new(bytes))
+}
+
+/// An optimised plan of `file` at `shape`.
+#[allow(dead_code)] // not every example builds its plan this way
+pub fn plan(file: &str, shape: [usize; 4]) -> TractResult<std::sync::Arc<TypedRunnableModel>> {
+    parse(&std::fs::read(file)?)?
+        .with_input_fact(0, f32::fact(shape).into())?
+        .into_optimized()?
+        .into_runnable()
+}
