@@ -79,8 +79,9 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Lets one page's lines be classified and recognised on up to `n` threads. The service
-    /// keeps 1 (its workers already fill the cores); the CLI uses all cores.
+    /// Lets one page's lines be classified and recognised, and its detection run, on up to `n`
+    /// threads. The service keeps 1 per worker and borrows idle cores instead
+    /// ([`Engine::with_spare`]); the CLI uses all cores.
     pub fn with_threads(mut self, n: usize) -> Engine {
         self.threads = n.max(1);
         self
