@@ -160,7 +160,10 @@ struct WidthFree {
 /// One ONNX model and its optimised plans, one per input shape.
 pub struct Model {
     name: &'static str,
-    graph: InferenceModel,
+    /// The parsed graph. A [`Shapes::FreeWidth`] model drops it once its width-free graph is
+    /// made, as every plan is built from that: a CLI process reading a page and a line then
+    /// peaks at 214 instead of 229 MiB.
+    graph: Mutex<Option<InferenceModel>>,
     shapes: Shapes,
     /// Made on the first plan of a [`Shapes::FreeWidth`] model (~350 ms, so not at load: a
     /// process that reads one line would not earn it back); an error here falls back to
@@ -242,7 +245,7 @@ impl Model {
             .map_err(|e| OcrError::Model(format!("{name}: {e}")))?;
         Ok(Model {
             name,
-            graph,
+            graph: Mutex::new(Some(graph)),
             shapes,
             width_free: OnceLock::new(),
             weights: bytes.len(),
@@ -295,11 +298,16 @@ impl Model {
                 .into_optimized()?
                 .into_runnable();
         }
-        self.graph
-            .clone()
+        self.parsed()
+            .ok_or_else(|| TractError::msg("the parsed graph was released"))?
             .with_input_fact(0, f32::fact(shape).into())?
             .into_optimized()?
             .into_runnable()
+    }
+
+    /// A copy of the parsed graph, while it is kept.
+    fn parsed(&self) -> Option<InferenceModel> {
+        self.graph.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Makes the width-free graph of a [`Shapes::FreeWidth`] model now if it is not made yet
@@ -320,21 +328,23 @@ impl Model {
         };
         self.width_free
             .get_or_init(|| {
-                let width = self.graph.symbols.sym("W");
+                let graph = self.parsed()?;
+                let width = graph.symbols.sym("W");
                 let fact =
                     f32::fact([1.into(), 3.into(), height.into(), TDim::from(width.clone())]);
-                let typed = self
-                    .graph
-                    .clone()
+                let typed = graph
                     .with_input_fact(0, fact.into())
                     .and_then(|m| m.into_typed())
                     .and_then(|m| m.into_decluttered());
                 match typed {
-                    Ok(model) => Some(WidthFree {
-                        model,
-                        width,
-                        height,
-                    }),
+                    Ok(model) => {
+                        *self.graph.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                        Some(WidthFree {
+                            model,
+                            width,
+                            height,
+                        })
+                    }
                     Err(e) => {
                         tracing::warn!(
                             model = self.name,
