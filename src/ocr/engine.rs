@@ -285,7 +285,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(n)
-            .or_insert_with(|| Executor::multithread_with_name(n, "ocr-model"))
+            .or_insert_with(|| pool(n))
             .clone();
         let out = multithread_tract_scope(pool, f);
         drop(loans);
@@ -369,6 +369,22 @@ impl Engine {
             self.cls.cached_bytes(),
             self.rec.cached_bytes(),
         ]
+    }
+}
+
+/// tract's executor on a pool of `n` threads, or on the calling thread alone if the pool cannot
+/// be started (out of threads: `TasksMax` in the unit): slower, never a failed image.
+fn pool(n: usize) -> Executor {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("ocr-model-{i}"))
+        .build()
+    {
+        Ok(pool) => Executor::MultiThread(Arc::new(pool)),
+        Err(e) => {
+            tracing::warn!("no {n}-thread pool for detection, using one thread: {e}");
+            Executor::SingleThread
+        }
     }
 }
 
