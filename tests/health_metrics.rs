@@ -270,14 +270,14 @@ fn healthz_says_503_while_shutting_down() {
     srv.stop();
 }
 
-/// A page sent to a box whose other cores are idle is read on them too (the one worker borrows
-/// them), and reads exactly as on one thread.
+/// A page sent to a box whose other worker is idle is read on that worker's core too, and reads
+/// exactly as on one thread.
 #[test]
 fn a_lone_page_borrows_the_idle_cores_and_reads_the_same() {
     let dir = TempDir::new();
     let srv = Server::start(
         &dir.db(),
-        &["--workers", "1", "--metrics-listen", "127.0.0.1:0"],
+        &["--workers", "2", "--metrics-listen", "127.0.0.1:0"],
     );
     let metrics = srv.metrics.clone().unwrap();
     let key = srv.first_key.clone().unwrap();
@@ -293,10 +293,29 @@ fn a_lone_page_borrows_the_idle_cores_and_reads_the_same() {
     let lent = scrape(&c, &metrics).value("ocrbox_lent_core_items_total");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cores > 1 {
-        // 44 lines: crops, orientation checks and readings, some of them on the lent cores.
-        assert!(lent > 0.0, "no work on lent cores with {cores} cores");
+        // 44 lines: crops, orientation checks and readings, some of them on the lent core.
+        assert!(
+            lent > 0.0,
+            "no work on the idle worker's core with {cores} cores"
+        );
     } else {
         assert_eq!(lent, 0.0, "one core: nothing to lend");
     }
+    srv.stop();
+
+    // One worker is all the CPU the admin gave: nothing is lent.
+    let dir = TempDir::new();
+    let srv = Server::start(
+        &dir.db(),
+        &["--workers", "1", "--metrics-listen", "127.0.0.1:0"],
+    );
+    let metrics = srv.metrics.clone().unwrap();
+    let key = srv.first_key.clone().unwrap();
+    let (status, body) = submit(&c, &srv, &key, fixture("page_0.png"));
+    assert_eq!(status, 200, "{body}");
+    let done = wait_result(&c, &srv, &key, body["task_id"].as_str().unwrap());
+    assert_eq!(done["result"].as_str().unwrap(), alone.trim_end());
+    let lent = scrape(&c, &metrics).value("ocrbox_lent_core_items_total");
+    assert_eq!(lent, 0.0, "a single worker borrowed a core");
     srv.stop();
 }

@@ -125,12 +125,14 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     ledger.join()?;
+    let workers = cfg.workers();
+    // Idle workers lend their cores, so the worker count stays the CPU budget the admin set:
+    // several boxes on one machine (the fleet test's 3 × 1 worker on 2 cores) do not overcommit.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let spare = Arc::new(ocr::Spare::new(cores));
+    let spare = Arc::new(ocr::Spare::new(workers.min(cores)));
     let engine = Arc::new(ocr::Engine::new(cfg.det)?.with_spare(Arc::clone(&spare)));
     crate::alloc::collect();
     let tasks = Arc::new(TaskStore::new(cfg.task_ttl));
-    let workers = cfg.workers();
     let doc_limits = ocr::Limits {
         max_pages: cfg.max_pages.max(1),
         ..ocr::Limits::default()

@@ -1,7 +1,8 @@
 //! Idle cores lent to the image in progress.
 //!
 //! The service runs one image per worker thread, so a page sent to an otherwise idle box would
-//! be read on one core while the others wait. The cores no worker is using are therefore lent:
+//! be read on one core while the others wait. The cores of idle workers are therefore lent
+//! (as many as `--workers` allots, at most the machine's):
 //! an image's lines are classified and recognised on extra threads, each holding a [`Loan`],
 //! and a loan is called back as soon as a worker takes a job and the cores are all in use (the
 //! helper stops after the line it is reading). Under load nothing is lent, and throughput is
