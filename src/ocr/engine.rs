@@ -272,10 +272,8 @@ impl Engine {
     /// threads -- models/det-small.onnx 960 960 2 64`: 776 → 492 ms; tiny 377 → 250 ms), where
     /// a page's lines are better spread one per core (the recogniser at 48×320 gains 1.08×).
     fn on_cores<R>(&self, f: impl FnOnce() -> R) -> R {
-        let loans: Vec<Loan> = match &self.spare {
-            Some(spare) => std::iter::from_fn(|| spare.borrow()).collect(),
-            None => Vec::new(),
-        };
+        // Held until the run returns.
+        let loans = self.borrow(usize::MAX);
         let n = self.threads + loans.len();
         if n <= 1 {
             return f();
@@ -287,9 +285,14 @@ impl Engine {
             .entry(n)
             .or_insert_with(|| pool(n))
             .clone();
-        let out = multithread_tract_scope(pool, f);
-        drop(loans);
-        out
+        multithread_tract_scope(pool, f)
+    }
+
+    /// Up to `n` cores lent by idle workers (none without [`Engine::with_spare`]).
+    fn borrow(&self, n: usize) -> Vec<Loan<'_>> {
+        self.spare
+            .as_ref()
+            .map_or_else(Vec::new, |spare| spare.borrow_up_to(n))
     }
 
     /// Maps `f` over `items` on up to `self.threads` threads plus the cores idle workers lend
@@ -301,14 +304,12 @@ impl Engine {
         f: impl Fn(&T) -> Result<R, OcrError> + Sync,
     ) -> Result<Vec<R>, OcrError> {
         let own = self.threads.min(items.len());
-        let mut loans: Vec<Option<Loan>> = match &self.spare {
-            Some(spare) => (own..items.len())
-                .map_while(|_| spare.borrow().map(Some))
-                .collect(),
-            None => Vec::new(),
-        };
+        let mut loans: Vec<Option<Loan>> = self
+            .borrow(items.len().saturating_sub(own))
+            .into_iter()
+            .map(Some)
+            .collect();
         if own + loans.len() <= 1 {
-            drop(loans);
             return items.iter().map(&f).collect();
         }
         loans.extend((0..own).map(|_| None));

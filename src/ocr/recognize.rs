@@ -96,17 +96,17 @@ pub fn recognize(
         )));
     }
     let steps = probs.len() / classes;
+    let space = charset.space();
+    let space_p = |a: usize, b: usize| {
+        (a..=b.min(steps.saturating_sub(1)))
+            .map(|t| probs[t * classes + space])
+            .fold(0.0, f32::max)
+    };
+    let step = shape[3] as f32 / steps.max(1) as f32;
     let read = |latin: bool| {
         let mut glyphs = ctc::decode(probs, classes, charset, latin, hints);
         context::by_word(&mut glyphs, probs, classes, charset, |c| hints.allows(c));
-        if hints.respace(charset.space()) {
-            let space = charset.space();
-            let space_p = |a: usize, b: usize| {
-                (a..=b.min(steps.saturating_sub(1)))
-                    .map(|t| probs[t * classes + space])
-                    .fold(0.0, f32::max)
-            };
-            let step = shape[3] as f32 / steps.max(1) as f32;
+        if hints.respace(space) {
             glyphs = spacing::respace(glyphs, &strip, step, space_p);
         }
         ctc::join(&glyphs)

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// The machine's cores, how many workers are busy, and how many cores are lent out.
+/// The cores OCR may use, how many workers are busy, and how many cores are lent out.
 #[derive(Debug)]
 pub struct Spare {
     cores: usize,
@@ -33,7 +33,7 @@ impl Drop for Busy<'_> {
 pub struct Loan<'a>(&'a Spare);
 
 impl Spare {
-    /// Lends what `cores` cores leave free.
+    /// Lends what `cores` cores (the service: `--workers`, at most the machine's) leave free.
     pub fn new(cores: usize) -> Spare {
         Spare {
             cores,
@@ -60,8 +60,14 @@ impl Spare {
             .map(|_| Loan(self))
     }
 
-    /// Cores lent now (for tests and diagnostics).
-    pub fn lent(&self) -> usize {
+    /// Up to `n` loans, as many as there are free cores.
+    pub fn borrow_up_to(&self, n: usize) -> Vec<Loan<'_>> {
+        (0..n).map_while(|_| self.borrow()).collect()
+    }
+
+    /// Cores lent now.
+    #[cfg(test)]
+    fn lent(&self) -> usize {
         self.lent.load(Ordering::SeqCst)
     }
 
@@ -119,6 +125,7 @@ mod tests {
         let two = spare.borrow().expect("one core free");
         assert!(spare.borrow().is_none(), "all three in use");
         assert_eq!(spare.lent(), 2);
+        assert!(spare.borrow_up_to(5).is_empty());
         let one = one.renew().expect("no worker needs it yet");
         // A second worker takes a job: exactly one loan ends, whichever renews first.
         let second = spare.busy();
