@@ -57,7 +57,7 @@ fn main() {
     if want("rec") {
         let rec = Model::load(
             "rec",
-            &files.rec,
+            files.rec.clone(),
             Shapes::FreeWidth { height: 48 },
             usize::MAX,
         )
@@ -71,7 +71,8 @@ fn main() {
         }
     }
     if want("det") {
-        let det = Model::load("det", &files.det, Shapes::Each, usize::MAX).expect("det model");
+        let det =
+            Model::load("det", files.det.clone(), Shapes::Each, usize::MAX).expect("det model");
         for (h, w) in [
             (128, 384),
             (256, 256),

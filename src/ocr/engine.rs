@@ -26,16 +26,19 @@ const DROP_SCORE: f32 = 0.5;
 /// The whole-image reading needs less: there is no other candidate to prefer.
 const WHOLE_LINE_SCORE: f32 = 0.3;
 
-/// Bytes of plans each model may keep (`models::plan_bytes`); the least recently used shapes
-/// are rebuilt when needed again (detector ~0.25–0.3 s, recogniser ~0.05–0.09 s). Chosen for memory: a mixed soak with 2 workers
-/// starts at 107 MiB (models parsed), and keeping only the newest plan of each model already
-/// peaked at 289 MiB (two images' activations in flight). The detector keeps one 960² plan
-/// (small det: 10 MB of weights + 16 B per input element, 54 MB) or a few smaller ones, the
-/// recogniser two widths (21–24 MB each; a page's lines are read width by width). Against
-/// 96 / 128 MiB: soak peak 336 vs 367 MiB (2 min), warm page +11 % (bench-speed.sh, 1 thread).
-const DET_PLAN_BYTES: usize = 56 << 20;
+/// Bytes of plans each model may keep: the packed weights they hold, once however many plans
+/// share them, and [`models::shape_bytes`] per plan. The least recently used shapes are rebuilt
+/// when needed again (detector ~0.25–0.3 s, recogniser ~0.05–0.09 s). With weights shared, all
+/// 12 recogniser widths count 38 MB (21 MB of them the first plan's) and a detector plan of a
+/// new shape class ~10 MB (tract picks kernels, so packings, by shape). Mixed soak, 2 workers,
+/// 2 min (`scripts/soak.sh -m 2 -w 2`), det/rec MiB: 40/40 peak 380 MiB at 3.21 images/s
+/// (9 recogniser and 6 detector plans built); 32/32 374 MiB at 2.66 (245 and 50 built): the
+/// peak is not the plans'. Before plans shared weights: 377 MiB at 2.41 images/s.
+///
+/// [`models::shape_bytes`]: super::models::shape_bytes
+const DET_PLAN_BYTES: usize = 40 << 20;
 const CLS_PLAN_BYTES: usize = 8 << 20;
-const REC_PLAN_BYTES: usize = 48 << 20;
+const REC_PLAN_BYTES: usize = 40 << 20;
 
 /// The OCR engine. Share one `Arc<Engine>` across worker threads: the models and their plan
 /// caches are read-only apart from the cache itself, which is behind a lock.
@@ -65,9 +68,9 @@ impl Engine {
     /// Loads models from the given files (e.g. `ModelFiles::from_dir`).
     pub fn from_files(files: &ModelFiles) -> Result<Engine, OcrError> {
         let engine = Engine {
-            det: Model::load("det", &files.det, Shapes::Each, DET_PLAN_BYTES)?,
-            cls: Model::load("cls", &files.cls, Shapes::Each, CLS_PLAN_BYTES)?,
-            rec: Model::load("rec", &files.rec, recognize::SHAPES, REC_PLAN_BYTES)?,
+            det: Model::load("det", files.det.clone(), Shapes::Each, DET_PLAN_BYTES)?,
+            cls: Model::load("cls", files.cls.clone(), Shapes::Each, CLS_PLAN_BYTES)?,
+            rec: Model::load("rec", files.rec.clone(), recognize::SHAPES, REC_PLAN_BYTES)?,
             charset: Charset::new(&files.dict),
             det_params: DetParams::of(files.detector),
             det_gate: Mutex::new(()),

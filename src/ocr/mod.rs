@@ -25,6 +25,7 @@ mod recognize;
 mod spacing;
 /// Idle workers' cores lent to the image in progress.
 pub mod spare;
+mod weights;
 
 use std::time::Duration;
 

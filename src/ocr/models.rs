@@ -3,7 +3,9 @@
 //! tract cannot run these exports with symbolic height/width (detection fails to analyse,
 //! recognition runs ~4× slower), so every distinct input shape needs its own optimised plan.
 //! Callers pad inputs to a few bucket shapes; plans are built lazily on first use, kept in an
-//! LRU bounded by bytes, and shared by all threads (`SimplePlan::run` takes `&self`).
+//! LRU bounded by bytes, and shared by all threads (`SimplePlan::run` takes `&self`). Plans of
+//! one model share their equal packed weights (`weights.rs`), and no parsed graph is kept: one
+//! is parsed again from the file for each plan that needs it.
 //!
 //! Most of a plan's build is analysis and decluttering (recogniser at 48×320: 170–230 ms of
 //! ~280 ms; optimising 55–90 ms). Models whose height is fixed ([`Shapes::FreeWidth`]) are
@@ -21,6 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tract_onnx::prelude::*;
 
+use super::weights::SharedWeights;
 use super::OcrError;
 
 /// Which PP-OCRv6 text detector runs. Both are embedded.
@@ -117,6 +120,17 @@ impl ModelFiles {
     }
 }
 
+/// Parses an ONNX file as every model here needs it.
+///
+/// Value infos are ignored: the PP-OCRv6 exports declare symbolic output dims that tract
+/// 0.23.9 cannot unify with the concrete shapes it infers ("Impossible to unify Sym(..) with
+/// Val(1)"); the input fact set per plan is all it needs.
+fn parse(bytes: &[u8]) -> TractResult<InferenceModel> {
+    tract_onnx::onnx()
+        .with_ignore_value_info(true)
+        .model_for_read(&mut Cursor::new(bytes))
+}
+
 /// Asks the kernel to reclaim the whole pages inside `bytes` now (`MADV_PAGEOUT`, Linux 5.4+;
 /// an older kernel refuses and nothing happens). Unlike `MADV_DONTNEED`, the contents are kept
 /// whatever backs them, so this is safe on any memory; on the binary's read-only file pages it
@@ -160,17 +174,20 @@ struct WidthFree {
 /// One ONNX model and its optimised plans, one per input shape.
 pub struct Model {
     name: &'static str,
-    /// The parsed graph. A [`Shapes::FreeWidth`] model drops it once its width-free graph is
-    /// made, as every plan is built from that: a CLI process reading a page and a line then
-    /// peaks at 214 instead of 229 MiB.
+    /// The ONNX file, parsed again whenever a plan needs the graph. A parsed graph takes ~3×
+    /// its file's size (`examples/memparse.rs`: small det 9.9 MB → 28 MiB, rec 21 MB → 39 MiB)
+    /// while parsing takes 6–35 ms against a plan's 210–290 ms (`examples/parsetime.rs`), so
+    /// no parsed graph is kept.
+    bytes: Cow<'static, [u8]>,
+    /// The graph parsed at load, until the first plan or width-free graph takes it.
     graph: Mutex<Option<InferenceModel>>,
     shapes: Shapes,
     /// Made on the first plan of a [`Shapes::FreeWidth`] model (~350 ms, so not at load: a
     /// process that reads one line would not earn it back); an error here falls back to
     /// per-shape analysis.
     width_free: OnceLock<Option<WidthFree>>,
-    /// Size of the ONNX file: what each plan's packed weights cost, about.
-    weights: usize,
+    /// Packed weights that equal plans share.
+    shared: SharedWeights,
     cache: Mutex<Lru>,
 }
 
@@ -178,7 +195,7 @@ pub struct Model {
 struct Lru {
     plans: HashMap<[usize; 4], Cached>,
     tick: u64,
-    /// Sum of the cached plans' [`plan_bytes`].
+    /// Sum of the cached plans' [`shape_bytes`].
     bytes: usize,
     budget: usize,
 }
@@ -190,14 +207,19 @@ struct Cached {
 }
 
 impl Lru {
-    /// Makes room for `bytes` more, oldest first; the newest plan is always kept, even alone
+    /// Adds a plan whose shape costs `bytes`, then drops the oldest plans while the plans'
+    /// shape bytes and the packed weights they keep alive (`weights`, counted once however
+    /// many plans share them) exceed the budget. The newest plan is always kept, even alone
     /// over budget (a shape that is in use must run).
-    fn insert(&mut self, shape: [usize; 4], plan: Plan, bytes: usize) {
+    fn insert(&mut self, shape: [usize; 4], plan: Plan, bytes: usize, weights: &SharedWeights) {
         self.tick += 1;
         if let Some(old) = self.plans.remove(&shape) {
             self.bytes -= old.bytes;
         }
-        while self.bytes + bytes > self.budget {
+        let used = self.tick;
+        self.bytes += bytes;
+        self.plans.insert(shape, Cached { plan, bytes, used });
+        while self.bytes + weights.live_bytes() > self.budget && self.plans.len() > 1 {
             let Some(oldest) = self
                 .plans
                 .iter()
@@ -210,45 +232,34 @@ impl Lru {
                 self.bytes -= gone.bytes;
             }
         }
-        self.bytes += bytes;
-        let used = self.tick;
-        self.plans.insert(shape, Cached { plan, bytes, used });
     }
 }
 
-/// What one plan is taken to keep in memory: its own copy of the weights (packed for the
-/// kernels: about the model file's size) plus buffers that grow with the input, counted as four
-/// input tensors. tract's own accounting (`TypedFact::mem_size` of the `Const` nodes) saw
-/// only 0.3–0.4 MiB per plan, as the packed weights live inside the optimised ops; RSS growth
-/// per plan (`cargo bench --bench shapes`) was ~20 MiB for a 16.5 MB recogniser and 10–40 MiB
-/// for a 4.7 MB detector from 512² to 960².
-pub fn plan_bytes(model_bytes: usize, shape: [usize; 4]) -> usize {
-    model_bytes + 4 * 4 * shape.iter().product::<usize>()
+/// What a plan keeps that grows with its input shape, besides the packed weights: tract's
+/// per-shape structures (convolution patches, im2col offsets). Counted as one input tensor:
+/// with its packed weights shared, a detector plan still added 6–8 MiB of RSS at 960×512 to
+/// 960² (one input tensor: 5.6–11 MB), a recogniser plan 0–9 MiB (`examples/planmem.rs`).
+pub fn shape_bytes(shape: [usize; 4]) -> usize {
+    4 * shape.iter().product::<usize>()
 }
 
 impl Model {
-    /// Parses the model once; plans are built on demand and kept while their bytes fit in
-    /// `budget` (the least recently used go first).
-    ///
-    /// Value infos are ignored: the PP-OCRv6 exports declare symbolic output dims that tract
-    /// 0.23.9 cannot unify with the concrete shapes it infers ("Impossible to unify Sym(..)
-    /// with Val(1)"); the input fact set per plan is all it needs.
+    /// Parses the model (so a bad file fails here); plans are built on demand and kept while
+    /// their bytes fit in `budget` (the least recently used go first).
     pub fn load(
         name: &'static str,
-        bytes: &[u8],
+        bytes: Cow<'static, [u8]>,
         shapes: Shapes,
         budget: usize,
     ) -> Result<Model, OcrError> {
-        let graph = tract_onnx::onnx()
-            .with_ignore_value_info(true)
-            .model_for_read(&mut Cursor::new(bytes))
-            .map_err(|e| OcrError::Model(format!("{name}: {e}")))?;
+        let graph = parse(&bytes).map_err(|e| OcrError::Model(format!("{name}: {e}")))?;
         Ok(Model {
             name,
+            bytes,
             graph: Mutex::new(Some(graph)),
             shapes,
             width_free: OnceLock::new(),
-            weights: bytes.len(),
+            shared: SharedWeights::default(),
             cache: Mutex::new(Lru {
                 plans: HashMap::new(),
                 tick: 0,
@@ -273,14 +284,14 @@ impl Model {
         let plan = self
             .build(shape)
             .map_err(|e| OcrError::Model(format!("{} {shape:?}: {e}", self.name)))?;
-        let bytes = plan_bytes(self.weights, shape);
+        let bytes = shape_bytes(shape);
         let mut lru = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        lru.insert(shape, plan.clone(), bytes);
+        lru.insert(shape, plan.clone(), bytes, &self.shared);
         tracing::debug!(
             model = self.name,
             ?shape,
             plan_kib = bytes >> 10,
-            cached_kib = lru.bytes >> 10,
+            cached_kib = (lru.bytes + self.shared.live_bytes()) >> 10,
             plans = lru.plans.len(),
             "plan built"
         );
@@ -289,25 +300,32 @@ impl Model {
 
     /// An optimised plan for `shape`, from the width-free graph when there is one.
     fn build(&self, shape: [usize; 4]) -> TractResult<Plan> {
-        if let Some(free) = self.width_free().filter(|f| shape[..3] == [1, 3, f.height]) {
-            let width = [(free.width.clone(), TDim::from(shape[3] as i64))];
-            return free
-                .model
-                .set_symbols(&width.into_iter().collect())?
-                .into_decluttered()?
-                .into_optimized()?
-                .into_runnable();
-        }
-        self.parsed()
-            .ok_or_else(|| TractError::msg("the parsed graph was released"))?
-            .with_input_fact(0, f32::fact(shape).into())?
-            .into_optimized()?
-            .into_runnable()
+        let mut plan =
+            if let Some(free) = self.width_free().filter(|f| shape[..3] == [1, 3, f.height]) {
+                let width = [(free.width.clone(), TDim::from(shape[3] as i64))];
+                free.model
+                    .set_symbols(&width.into_iter().collect())?
+                    .into_decluttered()?
+                    .into_optimized()?
+            } else {
+                self.parsed()?
+                    .with_input_fact(0, f32::fact(shape).into())?
+                    .into_optimized()?
+            };
+        self.shared.share(&mut plan);
+        plan.into_runnable()
     }
 
-    /// A copy of the parsed graph, while it is kept.
-    fn parsed(&self) -> Option<InferenceModel> {
-        self.graph.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The parsed graph: the one parsed at load if no plan took it yet, or parsed again.
+    fn parsed(&self) -> TractResult<InferenceModel> {
+        if let Some(graph) = self.graph.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Ok(graph);
+        }
+        let graph = parse(&self.bytes);
+        if let Cow::Borrowed(b) = self.bytes {
+            page_out(b);
+        }
+        graph
     }
 
     /// Makes the width-free graph of a [`Shapes::FreeWidth`] model now if it is not made yet
@@ -328,7 +346,7 @@ impl Model {
         };
         self.width_free
             .get_or_init(|| {
-                let graph = self.parsed()?;
+                let graph = self.parsed().ok()?;
                 let width = graph.symbols.sym("W");
                 let fact =
                     f32::fact([1.into(), 3.into(), height.into(), TDim::from(width.clone())]);
@@ -337,14 +355,11 @@ impl Model {
                     .and_then(|m| m.into_typed())
                     .and_then(|m| m.into_decluttered());
                 match typed {
-                    Ok(model) => {
-                        *self.graph.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                        Some(WidthFree {
-                            model,
-                            width,
-                            height,
-                        })
-                    }
+                    Ok(model) => Some(WidthFree {
+                        model,
+                        width,
+                        height,
+                    }),
                     Err(e) => {
                         tracing::warn!(
                             model = self.name,
@@ -362,6 +377,9 @@ impl Model {
         let plan = self.plan(shape)?;
         let input = Tensor::from_shape(&shape, &data)
             .map_err(|e| OcrError::Model(format!("{}: {e}", self.name)))?;
+        // The copy is all the run needs: a 960² detection would otherwise hold 11 MB more
+        // through its peak.
+        drop(data);
         let mut out = plan
             .run(tvec!(input.into()))
             .map_err(|e| OcrError::Model(format!("{}: {e}", self.name)))?;
@@ -373,9 +391,10 @@ impl Model {
         self.cache.lock().map(|l| l.plans.len()).unwrap_or(0)
     }
 
-    /// Bytes of the plans currently cached, as the budget counts them ([`plan_bytes`]).
+    /// Bytes of the plans currently cached, as the budget counts them: their
+    /// [`shape_bytes`] and the packed weights they keep, once.
     pub fn cached_bytes(&self) -> usize {
-        self.cache.lock().map(|l| l.bytes).unwrap_or(0)
+        self.cache.lock().map(|l| l.bytes).unwrap_or(0) + self.shared.live_bytes()
     }
 }
 
