@@ -210,7 +210,9 @@ impl Lru {
     /// Adds a plan whose shape costs `bytes`, then drops the oldest plans while the plans'
     /// shape bytes and the packed weights they keep alive (`weights`, counted once however
     /// many plans share them) exceed the budget. The newest plan is always kept, even alone
-    /// over budget (a shape that is in use must run).
+    /// over budget (a shape that is in use must run). A dropped plan that another thread is
+    /// still running keeps its weights alive until it finishes, so eviction can go further
+    /// than needed then: a few rebuilds, never more memory.
     fn insert(&mut self, shape: [usize; 4], plan: Plan, bytes: usize, weights: &SharedWeights) {
         self.tick += 1;
         if let Some(old) = self.plans.remove(&shape) {
