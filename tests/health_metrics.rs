@@ -212,6 +212,32 @@ fn metrics_count_requests_ocr_credits_and_refusals_and_hold_no_key() {
     srv.stop();
 }
 
+/// The service makes the classifier's plan (and the recogniser's width-free graph) beside its
+/// start, so the first image does not wait for them: with no request at all, the classifier's
+/// plan shows in the plan cache, and the detector's (made per image shape) does not.
+#[test]
+fn the_service_warms_up_without_a_request() {
+    let dir = TempDir::new();
+    let srv = Server::start(&dir.db(), &["--metrics-listen", "127.0.0.1:0"]);
+    let metrics = srv.metrics.clone().expect("a `metrics on ADDR` line");
+    let c = client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let warm = loop {
+        let now = scrape(&c, &metrics);
+        if now.value("ocrbox_plan_cache_bytes{model=\"cls\"}") > 0.0 {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no classifier plan:\n{}",
+            now.text
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(warm.value("ocrbox_plan_cache_bytes{model=\"det\"}"), 0.0);
+    assert_eq!(warm.value("ocrbox_ocr_seconds_count{kind=\"image\"}"), 0.0);
+}
+
 #[test]
 fn healthz_says_503_while_shutting_down() {
     let dir = TempDir::new();

@@ -82,6 +82,13 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Makes now what the first image would otherwise wait for: the recogniser's width-free
+    /// graph and the classifier's one plan (the service calls this beside its start).
+    pub fn warm_up(&self) {
+        self.rec.prepare();
+        self.cls.warm(classify::SHAPE);
+    }
+
     /// Lets one page's lines be classified and recognised, and its detection run, on up to `n`
     /// threads. The service keeps 1 per worker and borrows idle cores instead
     /// ([`Engine::with_spare`]); the CLI uses all cores.

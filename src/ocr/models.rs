@@ -330,6 +330,12 @@ impl Model {
         graph
     }
 
+    /// Builds the plan for `shape` now if it is not cached; a failure is left for the first
+    /// run to report.
+    pub fn warm(&self, shape: [usize; 4]) {
+        let _ = self.plan(shape);
+    }
+
     /// Makes the width-free graph of a [`Shapes::FreeWidth`] model now if it is not made yet
     /// (another thread can do this while the image is still in detection).
     pub fn prepare(&self) {
