@@ -133,13 +133,17 @@ fn serve(cfg: Args) -> Result<(), Box<dyn std::error::Error>> {
     let engine = Arc::new(ocr::Engine::new(cfg.det)?.with_spare(Arc::clone(&spare)));
     crate::alloc::collect();
     let warm = Arc::clone(&engine);
-    std::thread::Builder::new()
+    let warming = std::thread::Builder::new()
         .name("ocrbox-warm".into())
         .spawn(move || {
             warm.warm_up();
             // What the parsed graphs took is freed on this thread: return it before it ends.
             crate::alloc::collect();
-        })?;
+        });
+    if let Err(e) = warming {
+        // Only the first image's speed depends on it.
+        tracing::warn!("no warm-up thread: {e}");
+    }
     let tasks = Arc::new(TaskStore::new(cfg.task_ttl));
     let doc_limits = ocr::Limits {
         max_pages: cfg.max_pages.max(1),

@@ -4,7 +4,7 @@
 //! held its own copy: +20–26 MiB of RSS per recogniser plan (21 MB model) and +12–16 MiB per
 //! detector plan (9.9 MB), `examples/planmem.rs`. The packing does not depend on the input
 //! width or height when the same kernel is picked, so a new plan's packed weights that equal
-//! an older plan's (same node, same bytes) are pointed at that copy.
+//! an older live plan's (same node, same bytes wherever the packer wrote) point at that copy.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
