@@ -117,8 +117,9 @@ mod tests {
     use crate::ocr::recognize::BUCKETS;
 
     /// The recogniser at every width bucket keeps far fewer packed bytes than a copy per plan
-    /// (1.8 copies for 12 plans on an AVX2 machine: the kernels tract picks, so the packings,
-    /// change with the width), and a plan reads exactly what a plan with its own copy reads.
+    /// (1.8 copies for 12 plans on an AVX2 machine; the bound is loose, as the kernels tract
+    /// picks, so the packings, change with the width and the CPU), and a plan reads exactly
+    /// what a plan with its own copy reads.
     #[test]
     fn plans_share_packed_weights_and_read_the_same() {
         let files = ModelFiles::embedded(Default::default());
@@ -142,7 +143,7 @@ mod tests {
         let kept = all.cached_bytes();
         assert_eq!(all.cached_plans(), BUCKETS.len());
         assert!(
-            kept < one_plan * 3,
+            kept < one_plan * BUCKETS.len() / 2,
             "{} plans keep {kept} bytes, one kept {one_plan}",
             BUCKETS.len()
         );
