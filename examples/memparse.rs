@@ -11,21 +11,10 @@ use tract_onnx::prelude::*;
 mod common;
 
 fn report(step: &str) {
-    // SAFETY: a flag argument only; callable at any time.
-    unsafe { libmimalloc_sys::mi_collect(true) };
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap_or("?")
-            .to_string()
-    };
     println!(
         "{step:<8} RssAnon {:>7} KiB  VmHWM {:>7} KiB",
-        kib("RssAnon"),
-        kib("VmHWM")
+        common::kib_in_use("RssAnon"),
+        common::kib_in_use("VmHWM")
     );
     // Writing 5 resets the high-water mark (proc(5), clear_refs).
     let _ = std::fs::write("/proc/self/clear_refs", "5");

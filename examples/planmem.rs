@@ -6,16 +6,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use ocrbox::ocr::models::{Model, ModelFiles, Shapes};
 
+mod common;
+
 /// RssAnon in MiB once mimalloc has returned what is free.
 fn anon_mib() -> f64 {
-    // SAFETY: a flag argument only; callable at any time.
-    unsafe { libmimalloc_sys::mi_collect(true) };
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
+    common::kib_in_use("RssAnon") as f64 / 1024.0
 }
 
 fn main() {

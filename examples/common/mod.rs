@@ -4,6 +4,7 @@ use std::io::Cursor;
 use tract_onnx::prelude::*;
 
 /// `MODEL.onnx HEIGHT WIDTH` and then `extra` more arguments, or exits with `usage`.
+#[allow(dead_code)] // planmem loads the embedded models
 pub fn args(usage: &str, extra: usize) -> (String, [usize; 4], Vec<String>) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let parsed = (args.len() == 3 + extra)
@@ -17,6 +18,7 @@ pub fn args(usage: &str, extra: usize) -> (String, [usize; 4], Vec<String>) {
 }
 
 /// The model parsed as ocrbox parses it (value infos ignored: see `src/ocr/models.rs`).
+#[allow(dead_code)] // planmem loads the embedded models
 pub fn parse(bytes: &[u8]) -> TractResult<InferenceModel> {
     tract_onnx::onnx()
         .with_ignore_value_info(true)
@@ -30,4 +32,18 @@ pub fn plan(file: &str, shape: [usize; 4]) -> TractResult<std::sync::Arc<TypedRu
         .with_input_fact(0, f32::fact(shape).into())?
         .into_optimized()?
         .into_runnable()
+}
+
+/// A `/proc/self/status` field in KiB (`RssAnon`, `VmHWM`, ...), read after mimalloc has
+/// returned what is free, so the figure is what stays in use (0 if absent).
+#[allow(dead_code)] // the memory examples only
+pub fn kib_in_use(field: &str) -> u64 {
+    // SAFETY: a flag argument only; callable at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
