@@ -1,5 +1,7 @@
 //! The global allocator (mimalloc, every target) and its memory-return settings.
 
+use std::alloc::{GlobalAlloc, Layout};
+
 // Why mimalloc: musl's malloc serialises threads, and OCR runs on a pool of worker threads (plus
 // one image's lines over `--threads`). With mimalloc the static musl binary reads a line as fast
 // as the glibc build (CLI `ocr line_001.png`, hyperfine: 0.31 s vs 0.34 s; scripts/README.md).
@@ -20,14 +22,93 @@
 // Rust's target; `linux-raw-sys` is kernel types and constants, no C (via rustix <- xattr <-
 // tar <- tract-nnef). tract-linalg also builds foreign code: assembly matmul kernels (NEON,
 // AVX/FMA) chosen at run time by CPU feature detection.
+//
+// Big blocks (from 1 MiB: tract's activations and packed weights) are kept for reuse by
+// `blocks`, within a bound on the big blocks in use and kept, and otherwise come from the
+// system and go back to it at once. Left to mimalloc's arenas, a freed block stayed resident
+// until its purge delay had passed, however many there were: in a 2-minute mixed soak with 2
+// workers (`scripts/soak.sh -m 2 -w 2`), a counting allocator sampled every 100 ms saw 115 MiB
+// of live heap at the median and 183 at the highest, against 273 and 340 MiB of RSS. Giving
+// every big block back at once instead cut the peak to 288 MiB but halved the throughput (3.8
+// → 1.8 images/s): each op's output was faulted in afresh. The bound trades one for the other
+// (same soak, peak RSS and images/s; before: 385–390 MiB at 2.98–3.26): 96 MiB → 306 at 2.84,
+// 128 → 321 at 3.09, 160 → 336 at 3.33.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Allocator = Allocator;
+
+mod blocks;
+
+/// mimalloc, with big blocks kept for reuse by [`blocks`].
+struct Allocator;
+
+static MI: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// SAFETY: small blocks are mimalloc's; big ones are `blocks`' (over mimalloc), chosen by the
+// layout, which is the same when a block is freed or resized as when it was allocated.
+unsafe impl GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if blocks::is_big(layout) {
+            blocks::alloc(&MI, layout, false)
+        } else {
+            MI.alloc(layout)
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if blocks::is_big(layout) {
+            blocks::alloc(&MI, layout, true)
+        } else {
+            MI.alloc_zeroed(layout)
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if blocks::is_big(layout) {
+            blocks::dealloc(&MI, ptr)
+        } else {
+            MI.dealloc(ptr, layout)
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+        match (blocks::is_big(layout), blocks::is_big(new_layout)) {
+            (false, false) => MI.realloc(ptr, layout, new_size),
+            // Within the block, unless it would waste more than half of it.
+            (true, true) if (blocks::usable(ptr) / 2..=blocks::usable(ptr)).contains(&new_size) => {
+                ptr
+            }
+            _ => {
+                let new = self.alloc(new_layout);
+                if !new.is_null() {
+                    std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                    self.dealloc(ptr, layout);
+                }
+                new
+            }
+        }
+    }
+}
+
+/// Gives back the big blocks kept but not reused since the previous call (the service calls
+/// this every second, so an idle server keeps none).
+pub fn trim() {
+    // SAFETY: MI is the allocator of every big block.
+    unsafe { blocks::trim(&MI, false) }
+}
 
 // mimalloc v3 option ids (`mi_option_e` in its `include/mimalloc.h`; libmimalloc-sys names only
 // the older ones), with the environment variable that overrides each.
-const OPTIONS: [(i32, &str, std::ffi::c_long); 2] = [
+const OPTIONS: [(i32, &str, std::ffi::c_long); 3] = [
     (15, "MIMALLOC_PURGE_DELAY", PURGE_DELAY_MS),
     (43, "MIMALLOC_ALLOW_THP", 0),
+    // In KiB: bigger blocks come from the system and go back to it when freed; `blocks`
+    // keeps the ones worth keeping.
+    (
+        45,
+        "MIMALLOC_ARENA_MAX_OBJECT_SIZE",
+        (blocks::BIG >> 10) as std::ffi::c_long,
+    ),
 ];
 
 /// How long mimalloc keeps freed memory before returning it to the system (its default: 1000
@@ -37,10 +118,21 @@ const OPTIONS: [(i32, &str, std::ffi::c_long); 2] = [
 /// with a steady 245–270 MiB, where the defaults peaked at 593 MiB (scripts/README.md).
 const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
+/// Overrides the bound on big blocks in use and kept, in MiB (default 128): lower saves memory
+/// under load for some speed (see above).
+const BIG_BLOCKS_VAR: &str = "OCRBOX_BIG_BLOCKS_MIB";
+
 /// Makes mimalloc give freed memory back to the system soon, and not in huge pages, unless the
-/// environment sets the option. tract's activations are tens of MiB per image and freed after
-/// it; kept, they showed as RSS. Runs before any thread starts.
+/// environment sets the option, and sets the bound on big blocks if the environment does.
+/// tract's activations are tens of MiB per image and freed after it; kept, they showed as RSS.
+/// Runs before any thread starts.
 pub fn tune() {
+    if let Some(mib) = std::env::var(BIG_BLOCKS_VAR)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        blocks::set_limit(mib << 20);
+    }
     for (id, var, value) in OPTIONS {
         if std::env::var_os(var).is_none() {
             // SAFETY: a setter of a process-wide integer; a valid id for the bundled mimalloc v3.
@@ -49,10 +141,12 @@ pub fn tune() {
     }
 }
 
-/// Returns the memory freed so far to the system now. mimalloc purges freed pages only when
+/// Returns the memory freed so far, and the big blocks kept, to the system now. mimalloc purges freed pages only when
 /// the thread that freed them allocates again, so what parsing the models left free (23 MiB,
 /// `examples/memparse.rs`) would otherwise stay resident until that thread's next work.
 pub fn collect() {
+    // SAFETY: MI is the allocator of every big block.
+    unsafe { blocks::trim(&MI, true) };
     // SAFETY: no arguments beyond a flag; safe to call from any thread at any time.
     unsafe { libmimalloc_sys::mi_collect(true) };
 }

@@ -242,13 +242,16 @@ async fn bind_metrics(at: Option<SocketAddr>) -> Result<Option<tokio::net::TcpLi
         .map_err(|e| format!("cannot listen for metrics on {at}: {e}"))
 }
 
-/// Expires tasks every second and prunes old usage buckets every minute.
+/// Expires tasks and frees the big blocks not reused in the last second, every second, and
+/// prunes old usage buckets every minute.
 async fn reaper(tasks: Arc<TaskStore>, ledger: Arc<dyn Ledger>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n: u64 = 0;
     loop {
         tick.tick().await;
         let reaped = tasks.reap();
+        // Giving back up to 128 MiB is up to ~30k pages unmapped: not on the runtime's threads.
+        tokio::task::spawn_blocking(crate::alloc::trim);
         if reaped > 0 {
             tracing::debug!(reaped, "expired tasks freed");
         }
