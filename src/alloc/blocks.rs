@@ -173,13 +173,14 @@ fn block_layout(size: usize) -> Layout {
 ///
 /// SAFETY: `is_big(layout)`; `mi` is the allocator every big block comes from.
 pub unsafe fn alloc(mi: &impl GlobalAlloc, layout: Layout, zeroed: bool) -> *mut u8 {
+    let size = rounded(layout.size());
     let mut freed = Freed::new();
     let kept = {
         let mut b = blocks();
         let kept = b.take(layout.size());
         if kept.is_none() {
-            b.make_room(rounded(layout.size()) + PAGE, &mut freed);
-            b.live += rounded(layout.size()) + PAGE;
+            b.make_room(size + PAGE, &mut freed);
+            b.live += size + PAGE;
         }
         kept
     };
@@ -191,7 +192,6 @@ pub unsafe fn alloc(mi: &impl GlobalAlloc, layout: Layout, zeroed: bool) -> *mut
         }
         return p;
     }
-    let size = rounded(layout.size());
     // Fresh from the system, a zeroed block needs no memset: mimalloc knows and skips it.
     let base = if zeroed {
         mi.alloc_zeroed(block_layout(size))

@@ -30,9 +30,9 @@ use std::alloc::{GlobalAlloc, Layout};
 // workers (`scripts/soak.sh -m 2 -w 2`), a counting allocator sampled every 100 ms saw 115 MiB
 // of live heap at the median and 183 at the highest, against 273 and 340 MiB of RSS. Giving
 // every big block back at once instead cut the peak to 288 MiB but halved the throughput (3.8
-// → 1.8 images/s): each op's output was faulted in afresh. The bound trades one for the other
-// (same soak, peak RSS and images/s; before: 385–390 MiB at 2.98–3.26): 96 MiB → 306 at 2.84,
-// 128 → 321 at 3.09, 160 → 336 at 3.33.
+// → 1.8 images/s): each op's output was faulted in afresh. With the bound (same soak, peak RSS
+// and images/s; before: 385–390 MiB at 2.98–3.26): 128 MiB → 298–301 at 3.02–3.25; 96 → 297 at
+// 2.58 (below that the peak is the live heap). scripts/README.md has the variants tried.
 #[global_allocator]
 static GLOBAL: Allocator = Allocator;
 
@@ -141,9 +141,10 @@ pub fn tune() {
     }
 }
 
-/// Returns the memory freed so far, and the big blocks kept, to the system now. mimalloc purges freed pages only when
-/// the thread that freed them allocates again, so what parsing the models left free (23 MiB,
-/// `examples/memparse.rs`) would otherwise stay resident until that thread's next work.
+/// Returns the memory freed so far, and the big blocks kept, to the system now. mimalloc
+/// purges freed pages only when the thread that freed them allocates again, so what parsing
+/// the models left free (23 MiB, `examples/memparse.rs`) would otherwise stay resident until
+/// that thread's next work.
 pub fn collect() {
     // SAFETY: MI is the allocator of every big block.
     unsafe { blocks::trim(&MI, true) };
