@@ -247,7 +247,12 @@ impl Hints {
     /// Whether word spaces may be restored from gaps in the strip: not when spaces are not
     /// allowed, nor when a length was asked for (the length is that of what was decoded).
     pub(super) fn respace(&self, space: usize) -> bool {
-        self.min_len.is_none() && self.max_len.is_none() && self.allows(space)
+        self.free_length() && self.allows(space)
+    }
+
+    /// Whether no length was asked for: characters may then be added from the ink.
+    pub(super) fn free_length(&self) -> bool {
+        self.min_len.is_none() && self.max_len.is_none()
     }
 }
 

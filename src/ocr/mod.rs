@@ -16,7 +16,9 @@ mod engine;
 mod geometry;
 /// Decoding hints from clients (digits only, a character set, lengths, case, one line).
 pub mod hints;
+mod ink;
 mod layout;
+mod leaders;
 /// Model loading and per-shape plans (public for benches/shapes.rs).
 pub mod models;
 mod orient;

@@ -7,8 +7,8 @@ use super::ctc::{self, Charset, Reading};
 use super::hints::Hints;
 use super::models::{as_f32, Model, Shapes};
 use super::preprocess::{resize, strip_width, to_tensor, Norm};
-use super::spacing;
 use super::OcrError;
+use super::{leaders, spacing};
 
 pub(super) const H: usize = 48;
 
@@ -78,7 +78,7 @@ pub struct Read {
 }
 
 /// Reads one line: strip → model → CTC (obeying `hints`) → letters/digits by their word →
-/// word spaces.
+/// word spaces → dot leaders.
 pub fn recognize(
     model: &Model,
     charset: &Charset,
@@ -108,6 +108,9 @@ pub fn recognize(
         context::by_word(&mut glyphs, probs, classes, charset, |c| hints.allows(c));
         if hints.respace(space) {
             glyphs = spacing::respace(glyphs, &strip, step, space_p);
+        }
+        if hints.free_length() {
+            glyphs = leaders::restore(glyphs, &strip, step);
         }
         ctc::join(&glyphs)
     };

@@ -10,58 +10,7 @@
 use image::RgbImage;
 
 use super::ctc::Glyph;
-
-/// Columns of `strip` that hold no ink: Otsu's threshold on the grey levels, the minority
-/// class taken as ink (light text on a dark ground works too).
-fn blank_columns(strip: &RgbImage) -> Vec<bool> {
-    let w = strip.width() as usize;
-    let grey: Vec<u8> = strip
-        .pixels()
-        .map(|p| {
-            ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8
-        })
-        .collect();
-    let t = otsu(&grey);
-    let dark = grey.iter().filter(|&&g| g <= t).count();
-    let ink_is_dark = dark * 2 <= grey.len();
-    let mut blank = vec![true; w];
-    for (i, &g) in grey.iter().enumerate() {
-        if (g <= t) == ink_is_dark {
-            blank[i % w] = false;
-        }
-    }
-    blank
-}
-
-/// Otsu's threshold: the grey level that best splits the histogram in two.
-fn otsu(grey: &[u8]) -> u8 {
-    let mut hist = [0u64; 256];
-    for &g in grey {
-        hist[g as usize] += 1;
-    }
-    let total = grey.len() as f64;
-    let sum: f64 = hist
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| i as f64 * n as f64)
-        .sum();
-    let (mut w0, mut sum0, mut best, mut best_t) = (0.0, 0.0, -1.0, 0u8);
-    for (t, &n) in hist.iter().enumerate() {
-        w0 += n as f64;
-        sum0 += t as f64 * n as f64;
-        let w1 = total - w0;
-        if w0 == 0.0 || w1 == 0.0 {
-            continue;
-        }
-        let (m0, m1) = (sum0 / w0, (sum - sum0) / w1);
-        let between = w0 * w1 * (m0 - m1) * (m0 - m1);
-        if between > best {
-            best = between;
-            best_t = t as u8;
-        }
-    }
-    best_t
-}
+use super::ink::Ink;
 
 /// Longest run of blank columns in `blank[from..to]`.
 fn longest_blank(blank: &[bool], from: usize, to: usize) -> usize {
@@ -133,7 +82,7 @@ pub fn respace(
     }
     pitches.sort_unstable();
     let pitch = pitches[pitches.len() / 2].max(1) as f32;
-    let blank = blank_columns(strip);
+    let blank = Ink::of(strip).blank_columns();
     let gap = |a: &Glyph, b: &Glyph| longest_blank(&blank, centre(a), centre(b)) as f32 / pitch;
 
     let mut out: Vec<Glyph> = Vec::with_capacity(glyphs.len() + 4);
