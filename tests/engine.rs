@@ -226,6 +226,16 @@ fn dot_leaders_keep_all_their_dots() {
 }
 
 #[test]
+fn colons_standing_apart_are_read() {
+    // Detection finds `Doc No.` and `CS00004040` but not the faint colon between them.
+    let labels = labels();
+    let name = "sroie_006_colons.png";
+    let got = ocr_json(&[name]);
+    let got = text(&got[name]).to_uppercase();
+    assert_eq!(fold(&got, false), fold(&labels[name], false));
+}
+
+#[test]
 fn blank_image_gives_empty_text() {
     let dir = std::env::temp_dir().join(format!("ocrbox-blank-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -278,7 +288,7 @@ fn eval_reports_accuracy_on_a_labelled_set() {
     let value: f64 = cer_line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(value < 5.0, "{stdout}");
     assert!(
-        stdout.contains("15 samples") && stdout.contains("exact match"),
+        stdout.contains("16 samples") && stdout.contains("exact match"),
         "{stdout}"
     );
 }

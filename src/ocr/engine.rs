@@ -19,12 +19,16 @@ use super::models::{Detector, Model, ModelFiles, Shapes};
 use super::preprocess::rotate180;
 use super::recognize::{self, recognize, Read};
 use super::spare::{Loan, Spare};
-use super::{layout, orient, Limits, Line, OcrError, Page, Timings};
+use super::{layout, marks, orient, Limits, Line, OcrError, Page, Timings};
 
 /// Lines whose recognition confidence is below this are dropped (the reference's value).
 const DROP_SCORE: f32 = 0.5;
 /// The whole-image reading needs less: there is no other candidate to prefer.
 const WHOLE_LINE_SCORE: f32 = 0.3;
+
+/// What a mark standing apart from the text may read as: the separators of key–value
+/// columns. (Read freely, such gaps also gave dashes, dots and commas, mostly rules and specks.)
+const LONE_MARKS: &str = ":;=*#";
 
 /// Bytes of plans each model may keep: the packed weights they hold, once however many plans
 /// share them, and [`models::shape_bytes`] per plan. The least recently used shapes are rebuilt
@@ -57,6 +61,8 @@ pub struct Engine {
     spare: Option<Arc<Spare>>,
     /// tract's thread pools for one model run on several cores, by size, made on first use.
     pools: Mutex<HashMap<usize, Executor>>,
+    /// How a lone mark is decoded: only [`LONE_MARKS`] may be read.
+    mark_hints: Hints,
 }
 
 impl Engine {
@@ -67,16 +73,24 @@ impl Engine {
 
     /// Loads models from the given files (e.g. `ModelFiles::from_dir`).
     pub fn from_files(files: &ModelFiles) -> Result<Engine, OcrError> {
+        let charset = Charset::new(&files.dict);
+        let marks = HintSpec {
+            charset: Some(LONE_MARKS.into()),
+            ..HintSpec::default()
+        };
+        let mark_hints = Hints::compile(&marks, &charset)
+            .map_err(|e| OcrError::Model(format!("the dictionary lacks the marks: {e}")))?;
         let engine = Engine {
             det: Model::load("det", files.det.clone(), Shapes::Each, DET_PLAN_BYTES)?,
             cls: Model::load("cls", files.cls.clone(), Shapes::Each, CLS_PLAN_BYTES)?,
             rec: Model::load("rec", files.rec.clone(), recognize::SHAPES, REC_PLAN_BYTES)?,
-            charset: Charset::new(&files.dict),
+            charset,
             det_params: DetParams::of(files.detector),
             det_gate: Mutex::new(()),
             threads: 1,
             spare: None,
             pools: Mutex::new(HashMap::new()),
+            mark_hints,
         };
         files.release();
         Ok(engine)
@@ -200,6 +214,8 @@ impl Engine {
                 quad: *quad,
             })
             .collect();
+        let marks = self.lone_marks(img, &found, decision.flip_all, hints)?;
+        found.extend(marks);
         if found.is_empty() && small(img) {
             found.extend(self.whole_line(img, hints, WHOLE_LINE_SCORE)?);
         }
@@ -208,6 +224,52 @@ impl Engine {
         let mut page = assemble(found, decision.turned_page, img);
         page.timings = timings;
         Ok(page)
+    }
+
+    /// Marks that stand apart beside the `found` lines, which detection misses ([`marks`]):
+    /// read like lines (turned over with the page) but as one of [`LONE_MARKS`], and kept
+    /// when one or two are read with the confidence a line needs. Not under a client's
+    /// hints, which say what the text holds.
+    fn lone_marks(
+        &self,
+        img: &RgbImage,
+        found: &[Line],
+        flip: bool,
+        hints: &Hints,
+    ) -> Result<Vec<Line>, OcrError> {
+        if !hints.is_none() {
+            return Ok(Vec::new());
+        }
+        let quads: Vec<Quad> = found.iter().map(|l| l.quad).collect();
+        let boxes = marks::beside(img, &quads);
+        if boxes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let crops: Vec<RgbImage> = boxes
+            .iter()
+            .map(|q| {
+                let c = marks::crop(img, q);
+                if flip {
+                    rotate180(&c)
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let reads = self.read_lines(&crops, &self.mark_hints)?;
+        Ok(boxes
+            .into_iter()
+            .zip(reads)
+            .filter_map(|(quad, r)| {
+                let text = r.reading.text.trim();
+                let mark = !text.is_empty() && text.chars().count() <= 2;
+                (mark && r.reading.confidence >= DROP_SCORE).then(|| Line {
+                    text: text.to_string(),
+                    confidence: r.reading.confidence,
+                    quad,
+                })
+            })
+            .collect())
     }
 
     /// The whole image read as one line, as the client said it is (`single_line`): no

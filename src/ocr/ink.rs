@@ -14,20 +14,19 @@ impl Ink {
     /// Otsu's threshold on the grey levels, the minority class taken as ink (light text on a
     /// dark ground works too).
     pub fn of(strip: &RgbImage) -> Ink {
-        let grey: Vec<u8> = strip
-            .pixels()
-            .map(|p| {
-                ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000)
-                    as u8
-            })
-            .collect();
-        let t = otsu(&grey);
-        let dark = grey.iter().filter(|&&g| g <= t).count();
-        let ink_is_dark = dark * 2 <= grey.len();
+        Ink::split(strip, Threshold::of(strip))
+    }
+
+    /// The ink of `img` by a threshold found elsewhere (a mark's surroundings hold too little
+    /// ink for a threshold of their own).
+    pub fn split(img: &RgbImage, t: Threshold) -> Ink {
         Ink {
-            width: strip.width() as usize,
-            height: strip.height() as usize,
-            dark: grey.iter().map(|&g| (g <= t) == ink_is_dark).collect(),
+            width: img.width() as usize,
+            height: img.height() as usize,
+            dark: img
+                .pixels()
+                .map(|p| (grey(p) <= t.level) == t.ink_is_dark)
+                .collect(),
         }
     }
 
@@ -82,6 +81,51 @@ impl Ink {
         blots.sort_by_key(|b| b.x0 + b.x1);
         blots
     }
+}
+
+/// Where ink and paper part.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Threshold {
+    level: u8,
+    ink_is_dark: bool,
+}
+
+impl Threshold {
+    /// Otsu's threshold on the grey levels of `img`, the minority class taken as ink.
+    pub fn of(img: &RgbImage) -> Threshold {
+        let grey: Vec<u8> = img.pixels().map(grey).collect();
+        let level = otsu(&grey);
+        let dark = grey.iter().filter(|&&g| g <= level).count();
+        Threshold {
+            level,
+            ink_is_dark: dark * 2 <= grey.len(),
+        }
+    }
+
+    /// A threshold that takes fainter ink too: `share` of the way from the mean ink level of
+    /// `img` to its mean paper level (Otsu's lies about halfway).
+    pub fn faint(img: &RgbImage, share: f32) -> Threshold {
+        let t = Threshold::of(img);
+        let (mut sum, mut n) = ([0u64; 2], [0u64; 2]);
+        for p in img.pixels() {
+            let g = grey(p);
+            let is_ink = usize::from((g <= t.level) == t.ink_is_dark);
+            sum[is_ink] += u64::from(g);
+            n[is_ink] += 1;
+        }
+        if n[0] == 0 || n[1] == 0 {
+            return t;
+        }
+        let (paper, ink) = (sum[0] as f32 / n[0] as f32, sum[1] as f32 / n[1] as f32);
+        Threshold {
+            level: (ink + share * (paper - ink)).round().clamp(0.0, 255.0) as u8,
+            ink_is_dark: t.ink_is_dark,
+        }
+    }
+}
+
+fn grey(p: &image::Rgb<u8>) -> u8 {
+    ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8
 }
 
 /// A connected blot of ink: its bounding box in strip pixels, inclusive.

@@ -19,6 +19,7 @@ pub mod hints;
 mod ink;
 mod layout;
 mod leaders;
+mod marks;
 /// Model loading and per-shape plans (public for benches/shapes.rs).
 pub mod models;
 mod orient;
