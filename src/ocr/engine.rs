@@ -1,4 +1,4 @@
-//! Wires the stages: decode → detect → crop → orient → recognise → filter → layout.
+//! Wires the stages: decode → detect → crop → orient → recognise → filter → lone marks → layout.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

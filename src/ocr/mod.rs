@@ -1,7 +1,8 @@
 //! The OCR engine: image bytes in, page text out.
 //!
 //! Stages, one module each: [`decode`] (bytes → RGB, EXIF orientation, limits),
-//! detection, line-angle classification, recognition, and layout (reading order).
+//! detection, line-angle classification, recognition, lone marks beside the lines, and layout
+//! (reading order).
 
 mod classify;
 mod context;
