@@ -215,24 +215,23 @@ fn low_resolution_receipt_segments() {
     }
 }
 
+/// Asserts that a receipt fixture reads exactly as labelled (upper-cased, whitespace folded).
+fn reads_as_labelled(name: &str) {
+    let got = ocr_json(&[name]);
+    let got = text(&got[name]).to_uppercase();
+    assert_eq!(fold(&got, false), fold(&labels()[name], false));
+}
+
 #[test]
 fn dot_leaders_keep_all_their_dots() {
     // The recogniser alone reads `CASH. RM 70.30` and `CHANGE... RM 10.00` here.
-    let labels = labels();
-    let name = "sroie_001_leaders.png";
-    let got = ocr_json(&[name]);
-    let got = text(&got[name]).to_uppercase();
-    assert_eq!(fold(&got, false), fold(&labels[name], false));
+    reads_as_labelled("sroie_001_leaders.png");
 }
 
 #[test]
 fn colons_standing_apart_are_read() {
     // Detection finds `Doc No.` and `CS00004040` but not the faint colon between them.
-    let labels = labels();
-    let name = "sroie_006_colons.png";
-    let got = ocr_json(&[name]);
-    let got = text(&got[name]).to_uppercase();
-    assert_eq!(fold(&got, false), fold(&labels[name], false));
+    reads_as_labelled("sroie_006_colons.png");
 }
 
 #[test]
