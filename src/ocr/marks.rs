@@ -63,8 +63,11 @@ impl Rect {
     }
 
     fn crop(&self, img: &RgbImage) -> RgbImage {
-        image::imageops::crop_imm(img, self.x0, self.y0, self.x1 - self.x0, self.y1 - self.y0)
-            .to_image()
+        let (w, h) = (
+            self.x1.saturating_sub(self.x0),
+            self.y1.saturating_sub(self.y0),
+        );
+        image::imageops::crop_imm(img, self.x0, self.y0, w, h).to_image()
     }
 
     fn quad(&self) -> Quad {
