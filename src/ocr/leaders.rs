@@ -4,8 +4,6 @@
 //! a full stop, the strip is searched for the row of small, evenly spaced blots it belongs to,
 //! and the run of full stops is given as many dots as the row has.
 
-use image::RgbImage;
-
 use super::ctc::Glyph;
 use super::ink::{Blot, Ink};
 
@@ -26,9 +24,9 @@ const MIN_DOTS: usize = 3;
 const MIN_CHARS: usize = 4;
 
 /// Gives each run of full stops in `glyphs` (spaces read among them included) as many dots as
-/// the row of dots it was read from has in `strip`, the line as the recogniser saw it; `step`
+/// the row of dots it was read from has in `ink`, that of the line as the recogniser saw it; `step`
 /// is the width in pixels of one output step.
-pub fn restore(glyphs: Vec<Glyph>, strip: &RgbImage, step: f32) -> Vec<Glyph> {
+pub fn restore(glyphs: Vec<Glyph>, ink: &Ink, step: f32) -> Vec<Glyph> {
     if !glyphs.iter().any(|g| g.text == ".") {
         return glyphs;
     }
@@ -44,8 +42,8 @@ pub fn restore(glyphs: Vec<Glyph>, strip: &RgbImage, step: f32) -> Vec<Glyph> {
     let mut steps: Vec<f32> = xs.windows(2).map(|p| p[1] - p[0]).collect();
     steps.sort_by(f32::total_cmp);
     let pitch = steps[steps.len() / 2].max(1.0);
-    let h = strip.height() as f32;
-    let dots: Vec<Blot> = Ink::of(strip)
+    let h = ink.height as f32;
+    let dots: Vec<Blot> = ink
         .blots()
         .into_iter()
         .filter(|b| b.width() as f32 <= DOT * h && b.height() as f32 <= DOT * h)
@@ -173,7 +171,7 @@ fn leader(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::Rgb;
+    use image::{Rgb, RgbImage};
 
     /// A strip with 12 px letters at `letters` and 4 px dots on the baseline at `dots` (x of
     /// their left edges); glyphs for `text` at the x given for each character (step = 4 px).
@@ -225,7 +223,7 @@ mod tests {
             ("C", 135),
             ("D", 147),
         ]);
-        assert_eq!(text(&restore(g, &s, 4.0)), "AB........CD");
+        assert_eq!(text(&restore(g, &Ink::of(&s), 4.0)), "AB........CD");
     }
 
     #[test]
@@ -233,10 +231,10 @@ mod tests {
         // A decimal point between digits, and an ellipsis read in full.
         let s = strip(&[0, 12, 30, 42], &[24]);
         let g = glyphs(&[("1", 5), ("2", 17), (".", 25), ("3", 35), ("4", 47)]);
-        assert_eq!(text(&restore(g, &s, 4.0)), "12.34");
+        assert_eq!(text(&restore(g, &Ink::of(&s), 4.0)), "12.34");
         let s = strip(&[0, 12], &[26, 34, 42]);
         let g = glyphs(&[("A", 5), ("B", 17), (".", 27), (".", 35), (".", 43)]);
-        assert_eq!(text(&restore(g, &s, 4.0)), "AB...");
+        assert_eq!(text(&restore(g, &Ink::of(&s), 4.0)), "AB...");
     }
 
     #[test]
@@ -244,6 +242,6 @@ mod tests {
         // Dots three pitches apart: separate full stops, not one row.
         let s = strip(&[0, 12, 200, 212], &[30, 66, 102]);
         let g = glyphs(&[("A", 5), ("B", 17), (".", 32), ("C", 205), ("D", 217)]);
-        assert_eq!(text(&restore(g, &s, 4.0)), "AB.CD");
+        assert_eq!(text(&restore(g, &Ink::of(&s), 4.0)), "AB.CD");
     }
 }

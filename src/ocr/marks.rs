@@ -97,6 +97,8 @@ fn steep(q: &Quad) -> bool {
 pub fn beside(img: &RgbImage, quads: &[Quad]) -> Vec<Quad> {
     let (w, h) = img.dimensions();
     let rects: Vec<Rect> = quads.iter().map(|q| Rect::of(q, w, h)).collect();
+    // A box's ink level serves up to three of its gaps: found once, when first needed.
+    let mut thresholds: Vec<Option<Threshold>> = vec![None; rects.len()];
     let mut found = Vec::new();
     for line in layout::lines(quads) {
         if line.iter().any(|&i| steep(&quads[i])) {
@@ -141,7 +143,8 @@ pub fn beside(img: &RgbImage, quads: &[Quad]) -> Vec<Quad> {
             if rects.iter().any(|o| gap.covered_by(o)) {
                 continue;
             }
-            if let Some(mark) = mark_in(img, gap, Threshold::faint(&text.crop(img), FAINT)) {
+            let t = *thresholds[by].get_or_insert_with(|| Threshold::faint(&text.crop(img), FAINT));
+            if let Some(mark) = mark_in(img, gap, t) {
                 found.push(mark.quad());
             }
         }

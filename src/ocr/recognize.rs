@@ -5,6 +5,7 @@ use image::RgbImage;
 use super::context;
 use super::ctc::{self, Charset, Reading};
 use super::hints::Hints;
+use super::ink::Ink;
 use super::models::{as_f32, Model, Shapes};
 use super::preprocess::{resize, strip_width, to_tensor, Norm};
 use super::OcrError;
@@ -103,14 +104,16 @@ pub fn recognize(
             .fold(0.0, f32::max)
     };
     let step = shape[3] as f32 / steps.max(1) as f32;
+    // Both readings and both passes that add characters from the ink measure the same strip.
+    let ink = hints.free_length().then(|| Ink::of(&strip));
     let read = |latin: bool| {
         let mut glyphs = ctc::decode(probs, classes, charset, latin, hints);
         context::by_word(&mut glyphs, probs, classes, charset, |c| hints.allows(c));
-        if hints.respace(space) {
-            glyphs = spacing::respace(glyphs, &strip, step, space_p);
-        }
-        if hints.free_length() {
-            glyphs = leaders::restore(glyphs, &strip, step);
+        if let Some(ink) = &ink {
+            if hints.respace(space) {
+                glyphs = spacing::respace(glyphs, ink, step, space_p);
+            }
+            glyphs = leaders::restore(glyphs, ink, step);
         }
         ctc::join(&glyphs)
     };

@@ -7,8 +7,6 @@
 //! kept: taking out those over narrow gaps fixed `C+ +` but cost more on pages, where crops
 //! catch the neighbouring lines' ink and gaps look narrower than they are.
 
-use image::RgbImage;
-
 use super::ctc::Glyph;
 use super::ink::Ink;
 
@@ -57,7 +55,7 @@ fn latin(g: &Glyph) -> bool {
     g.text.chars().all(|c| c.is_ascii_graphic())
 }
 
-/// Puts word spaces where the strip shows them (see the module doc). `strip` is the line as
+/// Puts word spaces where the strip shows them (see the module doc). `ink` is that of the line as
 /// the recogniser saw it (height 48, unpadded); `step` is the width in pixels of one output
 /// step. Thresholds are in character pitches (the median distance between the centres of
 /// neighbouring characters) so they hold at any font size; they were set on the rendered and
@@ -66,7 +64,7 @@ fn latin(g: &Glyph) -> bool {
 /// highest space probability over steps `a..=b`.
 pub fn respace(
     glyphs: Vec<Glyph>,
-    strip: &RgbImage,
+    ink: &Ink,
     step: f32,
     space_p: impl Fn(usize, usize) -> f32,
 ) -> Vec<Glyph> {
@@ -82,7 +80,7 @@ pub fn respace(
     }
     pitches.sort_unstable();
     let pitch = pitches[pitches.len() / 2].max(1) as f32;
-    let blank = Ink::of(strip).blank_columns();
+    let blank = ink.blank_columns();
     let gap = |a: &Glyph, b: &Glyph| longest_blank(&blank, centre(a), centre(b)) as f32 / pitch;
 
     let mut out: Vec<Glyph> = Vec::with_capacity(glyphs.len() + 4);
@@ -127,7 +125,7 @@ fn spaced(glyphs: &[Glyph], a: &Glyph, b: &Glyph) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::Rgb;
+    use image::{Rgb, RgbImage};
 
     /// A strip with one 10 px ink block per character, starting at each given x; the glyphs
     /// are centred on their blocks (one output step = 4 px).
@@ -174,30 +172,30 @@ mod tests {
     fn wide_gap_gets_a_space() {
         // Pitch 12 px (10 ink + 2 blank); the gap before "c" is 14 px blank = 1.2 pitches.
         let (g, s) = line("abcde", &[0, 12, 36, 48, 60], &[]);
-        assert_eq!(text(&respace(g, &s, 4.0, faint)), "ab cde");
+        assert_eq!(text(&respace(g, &Ink::of(&s), 4.0, faint)), "ab cde");
     }
 
     #[test]
     fn spaces_read_are_kept() {
         let (g, s) = line("C++xy", &[0, 12, 24, 36, 48], &[2]);
-        assert_eq!(text(&respace(g, &s, 4.0, faint)), "C+ +xy");
+        assert_eq!(text(&respace(g, &Ink::of(&s), 4.0, faint)), "C+ +xy");
     }
 
     #[test]
     fn narrow_punctuation_needs_a_wider_gap() {
         // 0.8 pitches: a space between letters, not next to a full stop.
         let (g, s) = line("abcd", &[0, 12, 32, 44], &[]);
-        assert_eq!(text(&respace(g, &s, 4.0, faint)), "ab cd");
+        assert_eq!(text(&respace(g, &Ink::of(&s), 4.0, faint)), "ab cd");
         let (g, s) = line("ab.d", &[0, 12, 32, 44], &[]);
-        assert_eq!(text(&respace(g, &s, 4.0, faint)), "ab.d");
+        assert_eq!(text(&respace(g, &Ink::of(&s), 4.0, faint)), "ab.d");
     }
 
     #[test]
     fn short_or_non_latin_lines_are_left_alone() {
         let (g, s) = line("ab", &[0, 40], &[]);
-        assert_eq!(text(&respace(g, &s, 4.0, faint)), "ab");
+        assert_eq!(text(&respace(g, &Ink::of(&s), 4.0, faint)), "ab");
         let (g, s) = line("中文字符", &[0, 12, 40, 52], &[]);
-        assert_eq!(text(&respace(g, &s, 4.0, faint)), "中文字符");
+        assert_eq!(text(&respace(g, &Ink::of(&s), 4.0, faint)), "中文字符");
     }
 
     #[test]
@@ -205,17 +203,17 @@ mod tests {
         // Pitch 12 px; the gap before "c" is 8 px blank = 0.67 pitches, between steps 4 and 10.
         let (g, s) = line("abcd", &[0, 12, 30, 42], &[]);
         let seen = |a: usize, b: usize| if a <= 6 && b >= 6 { 0.2 } else { 0.0 };
-        assert_eq!(text(&respace(g.clone(), &s, 4.0, seen)), "ab cd");
-        assert_eq!(text(&respace(g.clone(), &s, 4.0, faint)), "abcd");
+        assert_eq!(text(&respace(g.clone(), &Ink::of(&s), 4.0, seen)), "ab cd");
+        assert_eq!(text(&respace(g.clone(), &Ink::of(&s), 4.0, faint)), "abcd");
         // A touching pair (0.17 pitches of blank) stays joined however sure the model is.
         let (g, s) = line("abcd", &[0, 12, 24, 36], &[]);
-        assert_eq!(text(&respace(g, &s, 4.0, |_, _| 0.9)), "abcd");
+        assert_eq!(text(&respace(g, &Ink::of(&s), 4.0, |_, _| 0.9)), "abcd");
     }
 
     #[test]
     fn a_wide_gap_the_recogniser_gave_no_space_chance_stays_joined() {
         // Faint letters look blank to the ink rule; the model read them as one word.
         let (g, s) = line("abcde", &[0, 12, 36, 48, 60], &[]);
-        assert_eq!(text(&respace(g, &s, 4.0, |_, _| 0.0)), "abcde");
+        assert_eq!(text(&respace(g, &Ink::of(&s), 4.0, |_, _| 0.0)), "abcde");
     }
 }
