@@ -28,10 +28,12 @@ pub fn parse(bytes: &[u8]) -> TractResult<InferenceModel> {
 /// An optimised plan of `file` at `shape`.
 #[allow(dead_code)] // not every example builds its plan this way
 pub fn plan(file: &str, shape: [usize; 4]) -> TractResult<std::sync::Arc<TypedRunnableModel>> {
-    parse(&std::fs::read(file)?)?
+    let typed = parse(&std::fs::read(file)?)?
         .with_input_fact(0, f32::fact(shape).into())?
-        .into_optimized()?
-        .into_runnable()
+        .into_typed()?
+        .into_decluttered()?;
+    // As the engine builds its plans (`OCRBOX_TRACT_OPS=1`: with tract's own ops only).
+    ocrbox::ocr::ops::optimise(typed)?.into_runnable()
 }
 
 /// A `/proc/self/status` field in KiB (`RssAnon`, `VmHWM`, ...), read after mimalloc has

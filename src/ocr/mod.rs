@@ -2,7 +2,8 @@
 //!
 //! Stages, one module each: [`decode`] (bytes → RGB, EXIF orientation, limits),
 //! detection, line-angle classification, recognition, lone marks beside the lines, and layout
-//! (reading order).
+//! (reading order). Beside them, [`models`] loads the ONNX files and keeps a plan per input
+//! shape, and [`ops`] computes the graph ops tract is slow at on this machine.
 
 mod classify;
 mod context;
@@ -23,6 +24,7 @@ mod leaders;
 mod marks;
 /// Model loading and per-shape plans (public for benches/shapes.rs).
 pub mod models;
+pub mod ops;
 mod orient;
 mod preprocess;
 mod recognize;

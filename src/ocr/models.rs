@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tract_onnx::prelude::*;
 
+use super::ops;
 use super::weights::SharedWeights;
 use super::OcrError;
 
@@ -302,18 +303,19 @@ impl Model {
 
     /// An optimised plan for `shape`, from the width-free graph when there is one.
     fn build(&self, shape: [usize; 4]) -> TractResult<Plan> {
-        let mut plan =
-            if let Some(free) = self.width_free().filter(|f| shape[..3] == [1, 3, f.height]) {
-                let width = [(free.width.clone(), TDim::from(shape[3] as i64))];
-                free.model
-                    .set_symbols(&width.into_iter().collect())?
-                    .into_decluttered()?
-                    .into_optimized()?
-            } else {
-                self.parsed()?
-                    .with_input_fact(0, f32::fact(shape).into())?
-                    .into_optimized()?
-            };
+        let typed = if let Some(free) = self.width_free().filter(|f| shape[..3] == [1, 3, f.height])
+        {
+            let width = [(free.width.clone(), TDim::from(shape[3] as i64))];
+            free.model
+                .set_symbols(&width.into_iter().collect())?
+                .into_decluttered()?
+        } else {
+            self.parsed()?
+                .with_input_fact(0, f32::fact(shape).into())?
+                .into_typed()?
+                .into_decluttered()?
+        };
+        let mut plan = ops::optimise(typed)?;
         self.shared.share(&mut plan);
         plan.into_runnable()
     }
