@@ -48,7 +48,7 @@ impl Depthwise {
             && spec.output_channels == channels
             && ones(&spec.strides)
             && ones(&spec.dilations)
-            && image.rank() == 2 + spec.data_format.has_n() as usize + 1
+            && image.rank() == 3 + spec.data_format.has_n() as usize
             && kernel.konst.is_some()
             && kernel.shape.as_concrete()?
                 == [channels, 1, spec.kernel_shape[0], spec.kernel_shape[1]]
@@ -80,8 +80,13 @@ impl Depthwise {
         // tract's scanner runs its inner loop along the longer side of the output, and only
         // along rows is that loop vectorised: on wide planes its op is the faster one.
         let shape = image.shape.as_concrete()?;
-        let [oh, ow] = op.output(&shape[shape.len() - 2], &shape[shape.len() - 1]);
-        (oh > ow).then_some(op)
+        let [h, w] = [shape[shape.len() - 2], shape[shape.len() - 1]];
+        let fits = h + before[0] + after[0] >= kernel[0] && w + before[1] + after[1] >= kernel[1];
+        (fits && {
+            let [oh, ow] = op.output(&h, &w);
+            oh > ow
+        })
+        .then_some(op)
     }
 
     /// Output height and width for an input of `h`×`w`.

@@ -64,3 +64,49 @@ fn replace(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ocr::models::{Detector, ModelFiles};
+
+    /// The detector's plan for a tall input, with this module's ops and with tract's own: the
+    /// same probability map.
+    #[test]
+    fn the_detector_reads_the_same_with_these_ops() {
+        let files = ModelFiles::embedded(Detector::Small);
+        let shape = [1, 3, 256, 128];
+        let typed = || {
+            tract_onnx::onnx()
+                .with_ignore_value_info(true)
+                .model_for_read(&mut std::io::Cursor::new(&files.det[..]))?
+                .with_input_fact(0, f32::fact(shape).into())?
+                .into_typed()?
+                .into_decluttered()
+        };
+        let ours = optimise(typed().unwrap()).unwrap();
+        let named =
+            |m: &TypedModel, name: &str| m.nodes.iter().filter(|n| n.op().name() == name).count();
+        if cfg!(target_arch = "x86_64") {
+            assert!(named(&ours, "OcrboxDepthwise") > 0 && named(&ours, "OcrboxZeroPad") > 0);
+        }
+        let theirs = typed().unwrap().into_optimized().unwrap();
+        let data: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0)
+            .collect();
+        let run = |m: TypedModel| {
+            let input = Tensor::from_shape(&shape, &data).unwrap();
+            let out = m.into_runnable().unwrap().run(tvec!(input.into())).unwrap();
+            let view = out[0].try_as_plain_ram().unwrap();
+            view.as_slice::<f32>().unwrap().to_vec()
+        };
+        let (a, b) = (run(ours), run(theirs));
+        assert_eq!(a.len(), b.len());
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-4, "largest difference {worst}");
+    }
+}
