@@ -126,7 +126,7 @@ impl ModelFiles {
 /// Value infos are ignored: the PP-OCRv6 exports declare symbolic output dims that tract
 /// 0.23.9 cannot unify with the concrete shapes it infers ("Impossible to unify Sym(..) with
 /// Val(1)"); the input fact set per plan is all it needs.
-fn parse(bytes: &[u8]) -> TractResult<InferenceModel> {
+pub(super) fn parse(bytes: &[u8]) -> TractResult<InferenceModel> {
     tract_onnx::onnx()
         .with_ignore_value_info(true)
         .model_for_read(&mut Cursor::new(bytes))

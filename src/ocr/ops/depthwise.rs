@@ -19,7 +19,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-/// A stride-1 depthwise convolution over NCHW f32: inputs are the image, the `[C, 1, kh, kw]`
+/// A stride-1 depthwise convolution over (N)CHW f32: inputs are the image, the `[C, 1, kh, kw]`
 /// kernel and a bias of `C` values (or one for all).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Depthwise {

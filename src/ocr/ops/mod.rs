@@ -3,9 +3,9 @@
 //!
 //! Per node kind at the detector's 960×736, interleaved runs of `cargo run --release --example
 //! opprofile -- models/det-small.onnx 960 736` (with `OCRBOX_TRACT_OPS=1`: tract's own ops):
-//! the 14 stride-1 depthwise convolutions 60–75 ms with [`depthwise`] against 265–300 ms, the
-//! zero padding before a convolution run as a matrix product 5–14 ms with [`pad`] against
-//! 11–27 ms; the whole detection 630–860 ms against 870–1160 ms. The tiny detector: 383–389
+//! the 14 stride-1 depthwise convolutions 60–75 ms with [`depthwise`] against 229–300 ms, the
+//! zero padding before a convolution run as a matrix product 4–14 ms with [`pad`] against
+//! 6–27 ms; the whole detection 630–860 ms against 820–1160 ms. The tiny detector: 383–389
 //! against 444–532 ms. The recogniser's and the line classifier's planes are wide, where
 //! tract's depthwise op is the faster, so only their padding changes (48×320: 0.2–0.3 against
 //! 0.45 ms).
@@ -20,8 +20,9 @@ pub mod pad;
 use depthwise::Depthwise;
 use pad::ZeroPad;
 
-/// Whether this machine gets the ops of this module. On aarch64 tract has NEON kernels for
-/// these; they were measured here on x86_64 only.
+/// Whether this machine gets the ops of this module: x86_64, where they were measured. tract
+/// walks depthwise zones the same way on aarch64, but no aarch64 machine was at hand to show
+/// that they pay there too.
 fn wanted() -> bool {
     cfg!(target_arch = "x86_64") && std::env::var_os("OCRBOX_TRACT_OPS").is_none()
 }
@@ -69,7 +70,7 @@ fn replace(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ocr::models::{Detector, ModelFiles};
+    use crate::ocr::models::{self, Detector, ModelFiles};
 
     /// The detector's plan for a tall input, with this module's ops and with tract's own: the
     /// same probability map.
@@ -78,9 +79,7 @@ mod tests {
         let files = ModelFiles::embedded(Detector::Small);
         let shape = [1, 3, 256, 128];
         let typed = || {
-            tract_onnx::onnx()
-                .with_ignore_value_info(true)
-                .model_for_read(&mut std::io::Cursor::new(&files.det[..]))?
+            models::parse(&files.det)?
                 .with_input_fact(0, f32::fact(shape).into())?
                 .into_typed()?
                 .into_decluttered()
