@@ -287,7 +287,7 @@ fn eval_reports_accuracy_on_a_labelled_set() {
     let value: f64 = cer_line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(value < 5.0, "{stdout}");
     assert!(
-        stdout.contains("16 samples") && stdout.contains("exact match"),
+        stdout.contains("17 samples") && stdout.contains("exact match"),
         "{stdout}"
     );
 }

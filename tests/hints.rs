@@ -50,6 +50,18 @@ fn the_decoder_obeys_the_hints() {
         ),
         "AACXRC"
     );
+    // Six squeezed letters (read `AJULKR` without a length): told there are six, the strip is
+    // widened so each letter gets its share of the recogniser's steps.
+    assert_eq!(
+        read(
+            &c,
+            &srv,
+            &key,
+            "charset=ABCDEFGHIJKLMNOPQRSTUVWXYZ&case=upper&min_len=6&max_len=6",
+            "AJJLKR.jpg"
+        ),
+        "AJJLKR"
+    );
     // A digit captcha read as one line, digits only.
     assert_eq!(
         read(
@@ -78,7 +90,7 @@ fn the_decoder_obeys_the_hints() {
     );
     assert!(squeezed.contains("memoryleak"), "{squeezed:?}");
     // Each reading cost one credit.
-    assert_eq!(balance(&c, &srv, &key), (100 - 7, 7));
+    assert_eq!(balance(&c, &srv, &key), (100 - 8, 8));
     srv.stop();
 }
 

@@ -327,7 +327,7 @@ impl Engine {
     /// crops' order.
     fn read_lines(&self, crops: &[RgbImage], hints: &Hints) -> Result<Vec<Read>, OcrError> {
         let mut order: Vec<usize> = (0..crops.len()).collect();
-        order.sort_by_key(|&i| recognize::bucket(&crops[i]));
+        order.sort_by_key(|&i| recognize::bucket(&crops[i], hints));
         let sorted = self.par_map(&order, |&i| {
             recognize(&self.rec, &self.charset, &crops[i], hints)
         })?;
@@ -528,7 +528,7 @@ pub fn model_inputs(img: &RgbImage) -> Vec<[usize; 4]> {
         check(classify::SHAPE, &data);
     }
     for line in [img.clone(), rotate180(img)] {
-        let rec = recognize::input(&line);
+        let rec = recognize::input(&line, &Hints::none());
         check(rec.shape, &rec.data);
     }
     shapes
