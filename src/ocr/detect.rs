@@ -121,9 +121,26 @@ pub fn detect(model: &Model, img: &RgbImage, p: &DetParams) -> Result<Vec<Quad>,
     let m = margin as f32;
     Ok(quads
         .into_iter()
-        .map(|q| q.map(|[x, y]| [(x - m).clamp(0.0, max_x), (y - m).clamp(0.0, max_y)]))
+        .filter_map(|q| {
+            let whole = q.map(|[x, y]| [x - m, y - m]);
+            let inside = whole.map(|[x, y]| [x.clamp(0.0, max_x), y.clamp(0.0, max_y)]);
+            (thickness(&inside) >= MIN_INSIDE * thickness(&whole)).then_some(inside)
+        })
         .filter(|q| geometry::dist(q[0], q[1]) > 3.0 && geometry::dist(q[0], q[3]) > 3.0)
         .collect())
+}
+
+/// The part of a box's thickness (across its text) that must lie inside the image. A box
+/// mostly in the margin around the image is the cut edge of a line outside it (a receipt
+/// segment's top, holding the descenders of the line above: 4 of its 13 px inside, read
+/// `11111`), not text; a line touching the edges of a tight crop keeps most of its box.
+const MIN_INSIDE: f32 = 0.5;
+
+/// A quad's shorter mean side.
+fn thickness(q: &Quad) -> f32 {
+    let along = (geometry::dist(q[0], q[1]) + geometry::dist(q[3], q[2])) / 2.0;
+    let across = (geometry::dist(q[0], q[3]) + geometry::dist(q[1], q[2])) / 2.0;
+    along.min(across)
 }
 
 /// A quarter of the shorter side, within 8..=16 px (tuned on rendered-dev lines: more margin
