@@ -228,6 +228,17 @@ fn edges_of_neighbouring_lines_are_not_text() {
 }
 
 #[test]
+fn half_cut_text_is_not_read() {
+    // Below the last line, the scanner cut a line of small print through its middle: what is
+    // left reads `CVOIIAAIOCADIPDIT OAVC` at a confidence under 0.6.
+    let got = ocr_json(&["sroie_003_cut.png"]);
+    assert_eq!(
+        text(&got["sroie_003_cut.png"]),
+        "GOODS SOLD ARE NOT REFUNDABLE. ONLY"
+    );
+}
+
+#[test]
 fn a_character_that_reads_either_way_up_stays_as_it_is() {
     // A lone `6` the classifier has doubts about reads `9` turned over, a hair more surely.
     let got = ocr_json(&["sroie_103_051.png"]);
