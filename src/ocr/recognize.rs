@@ -43,8 +43,9 @@ pub(super) struct Input {
 /// few of the recogniser's time steps and merge or swap (`J` read as `U`). Measured with the
 /// captcha dev sets' true hints (`ocrbox eval … --min-len 6 --max-len 6`, exact match, digits /
 /// Amazon): no stretch 89.3 / 96.7 %; 32 px 90.0 / 97.3; 36–44 px 88.7–90.0 / 100; 48 px 87.3 /
-/// 99.3; 64 px 84.7 / 98.7. Digit captchas are ~40 px per digit already, Amazon's ~23 px per
-/// letter. Stretching every line instead (no hints) hurt receipt lines (SROIE 3.02 → 3.23 %).
+/// 99.3; 64 px 84.7 / 98.7. Both sets come at ~20–23 px per character (the digits' detected
+/// boxes, the Amazon images whole), so 40 px about doubles their width. Stretching every line
+/// instead (no hints, 1.25×) hurt receipt lines (SROIE 3.02 → 3.23 %).
 const HINTED_CHAR_WIDTH: usize = 40;
 
 /// The strip width of `line` at height [`H`] (widened for a length hint), and the bucket (plan
