@@ -48,13 +48,23 @@ pub(super) struct Input {
 /// instead (no hints, 1.25×) hurt receipt lines (SROIE 3.02 → 3.23 %).
 const HINTED_CHAR_WIDTH: usize = 40;
 
+/// A hinted line is stretched to at most this many times its own width: the captchas above
+/// needed ~2×, and a `min_len` far beyond what the image holds should not turn every line of a
+/// page into a 3200 px strip (a recogniser run ~10× as long as a 320 px one).
+const HINTED_MAX_STRETCH: usize = 3;
+
 /// The strip width of `line` at height [`H`] (widened for a length hint), and the bucket (plan
 /// width) it is padded to.
 fn widths(line: &RgbImage, hints: &Hints) -> (usize, usize) {
     let (w, h) = line.dimensions();
     let max = BUCKETS[BUCKETS.len() - 1];
-    let least = hints.min_len.unwrap_or(0).saturating_mul(HINTED_CHAR_WIDTH);
-    let rw = strip_width(w, h, H, max).max(least.min(max));
+    let natural = strip_width(w, h, H, max);
+    let least = hints
+        .min_len
+        .unwrap_or(0)
+        .saturating_mul(HINTED_CHAR_WIDTH)
+        .min(natural * HINTED_MAX_STRETCH);
+    let rw = natural.max(least.min(max));
     (
         rw,
         BUCKETS.iter().copied().find(|&b| b >= rw).unwrap_or(max),
@@ -133,4 +143,33 @@ pub fn recognize(
     let reading = read(false);
     let as_latin = (reading.script_counts().0 > 0).then(|| read(true));
     Ok(Read { reading, as_latin })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ocr::hints::HintSpec;
+    use image::Rgb;
+
+    fn hinted(min_len: usize) -> Hints {
+        let spec = HintSpec {
+            min_len: Some(min_len),
+            ..HintSpec::default()
+        };
+        let charset = Charset::new("a\nb");
+        Hints::compile(&spec, &charset).unwrap()
+    }
+
+    #[test]
+    fn a_length_hint_widens_squeezed_lines_within_bounds() {
+        // 100×40 at height 48: 120 px.
+        let line = RgbImage::from_pixel(100, 40, Rgb([255, 255, 255]));
+        assert_eq!(widths(&line, &Hints::none()), (120, 160));
+        // Six characters: 40 px each.
+        assert_eq!(widths(&line, &hinted(6)), (240, 240));
+        // A line already wide enough for two characters is left as it is.
+        assert_eq!(widths(&line, &hinted(2)), (120, 160));
+        // An outsized length stretches no more than 3×.
+        assert_eq!(widths(&line, &hinted(1000)), (360, 480));
+    }
 }
