@@ -1,6 +1,5 @@
 //! What the model examples share: their arguments and an optimised plan of one shape.
-use std::io::Cursor;
-
+use ocrbox::ocr::models;
 use tract_onnx::prelude::*;
 
 /// `MODEL.onnx HEIGHT WIDTH` and then `extra` more arguments, or exits with `usage`.
@@ -20,19 +19,14 @@ pub fn args(usage: &str, extra: usize) -> (String, [usize; 4], Vec<String>) {
 /// The model parsed as ocrbox parses it (value infos ignored: see `src/ocr/models.rs`).
 #[allow(dead_code)] // planmem loads the embedded models
 pub fn parse(bytes: &[u8]) -> TractResult<InferenceModel> {
-    tract_onnx::onnx()
-        .with_ignore_value_info(true)
-        .model_for_read(&mut Cursor::new(bytes))
+    models::parse(bytes)
 }
 
-/// An optimised plan of `file` at `shape`.
+/// An optimised plan of `file` at `shape`, built as the engine builds its plans
+/// (`OCRBOX_TRACT_OPS=1`: with tract's own ops only).
 #[allow(dead_code)] // not every example builds its plan this way
 pub fn plan(file: &str, shape: [usize; 4]) -> TractResult<std::sync::Arc<TypedRunnableModel>> {
-    let typed = parse(&std::fs::read(file)?)?
-        .with_input_fact(0, f32::fact(shape).into())?
-        .into_typed()?
-        .into_decluttered()?;
-    // As the engine builds its plans (`OCRBOX_TRACT_OPS=1`: with tract's own ops only).
+    let typed = models::at_shape(parse(&std::fs::read(file)?)?, shape)?;
     ocrbox::ocr::ops::optimise(typed)?.into_runnable()
 }
 

@@ -126,10 +126,19 @@ impl ModelFiles {
 /// Value infos are ignored: the PP-OCRv6 exports declare symbolic output dims that tract
 /// 0.23.9 cannot unify with the concrete shapes it infers ("Impossible to unify Sym(..) with
 /// Val(1)"); the input fact set per plan is all it needs.
-pub(super) fn parse(bytes: &[u8]) -> TractResult<InferenceModel> {
+pub fn parse(bytes: &[u8]) -> TractResult<InferenceModel> {
     tract_onnx::onnx()
         .with_ignore_value_info(true)
         .model_for_read(&mut Cursor::new(bytes))
+}
+
+/// `graph` with its input fixed to `shape`, typed and decluttered: what [`ops::optimise`]
+/// makes a plan of.
+pub fn at_shape(graph: InferenceModel, shape: [usize; 4]) -> TractResult<TypedModel> {
+    graph
+        .with_input_fact(0, f32::fact(shape).into())?
+        .into_typed()?
+        .into_decluttered()
 }
 
 /// Asks the kernel to reclaim the whole pages inside `bytes` now (`MADV_PAGEOUT`, Linux 5.4+;
@@ -310,10 +319,7 @@ impl Model {
                 .set_symbols(&width.into_iter().collect())?
                 .into_decluttered()?
         } else {
-            self.parsed()?
-                .with_input_fact(0, f32::fact(shape).into())?
-                .into_typed()?
-                .into_decluttered()?
+            at_shape(self.parsed()?, shape)?
         };
         let mut plan = ops::optimise(typed)?;
         self.shared.share(&mut plan);

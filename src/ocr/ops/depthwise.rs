@@ -144,6 +144,7 @@ impl EvalOp for Depthwise {
             bias.as_slice::<f32>()?,
         );
         let taps = self.kernel[0] * self.kernel[1];
+        let axpy = axpy_for_this_cpu();
         // SAFETY: f32 has no invalid bit patterns, and `plane` writes every element of its
         // plane (its first step fills it with the bias) before anything reads it.
         let mut output = unsafe { Tensor::uninitialized::<f32>(&shape)? };
@@ -158,7 +159,7 @@ impl EvalOp for Depthwise {
                         let b = if bias.len() == 1 { bias[0] } else { bias[ch] };
                         let input = &image[plane * h * w..][..h * w];
                         let k = &kernel[ch * taps..][..taps];
-                        self.plane(input, [h, w], k, b, out, [oh, ow]);
+                        self.plane(input, [h, w], k, b, out, [oh, ow], axpy);
                     }
                     Ok(())
                 }
@@ -194,6 +195,7 @@ impl Depthwise {
     /// Tap by tap over whole rows. (Summing all the taps of 32 columns in registers instead, 8
     /// independent sums to hide the FMA latency, ran no faster on the detector's 7×7 node:
     /// 42–50 ms against 42–44, interleaved runs.)
+    #[allow(clippy::too_many_arguments)]
     fn plane(
         &self,
         input: &[f32],
@@ -202,6 +204,7 @@ impl Depthwise {
         bias: f32,
         out: &mut [f32],
         [oh, ow]: [usize; 2],
+        axpy: Axpy,
     ) {
         let [kh, kw] = self.kernel;
         let [top, left] = self.before;
@@ -233,23 +236,34 @@ impl Depthwise {
 }
 
 /// `y += a·x`, element by element (equal lengths).
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+type Axpy = fn(&mut [f32], f32, &[f32]);
+
+/// The [`Axpy`] for this CPU, chosen once per run of the op rather than per row and tap.
+fn axpy_for_this_cpu() -> Axpy {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { axpy_avx2_fma(y, a, x) };
+        return axpy_avx2_fma;
     }
+    axpy
+}
+
+fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (y, x) in y.iter_mut().zip(x) {
         *y += a * x;
     }
 }
 
+/// [`axpy`] with fused multiply-adds, 8 lanes at a time.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn axpy_avx2_fma(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y = x.mul_add(a, *y);
+fn axpy_avx2_fma(y: &mut [f32], a: f32, x: &[f32]) {
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn inner(y: &mut [f32], a: f32, x: &[f32]) {
+        for (y, x) in y.iter_mut().zip(x) {
+            *y = x.mul_add(a, *y);
+        }
     }
+    // SAFETY: only chosen by `axpy_for_this_cpu` when the CPU has AVX2 and FMA.
+    unsafe { inner(y, a, x) }
 }
 
 #[cfg(test)]

@@ -78,12 +78,7 @@ mod tests {
     fn the_detector_reads_the_same_with_these_ops() {
         let files = ModelFiles::embedded(Detector::Small);
         let shape = [1, 3, 256, 128];
-        let typed = || {
-            models::parse(&files.det)?
-                .with_input_fact(0, f32::fact(shape).into())?
-                .into_typed()?
-                .into_decluttered()
-        };
+        let typed = || models::at_shape(models::parse(&files.det)?, shape);
         let ours = optimise(typed().unwrap()).unwrap();
         let named =
             |m: &TypedModel, name: &str| m.nodes.iter().filter(|n| n.op().name() == name).count();
