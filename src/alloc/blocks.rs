@@ -22,7 +22,7 @@ const SLOTS: usize = 64;
 
 /// Bytes of big blocks (in use and kept) above which freed ones go back to the system. The
 /// packed weights of cached plans count too (they are big blocks), so this leaves a page's
-/// detection (74 MiB at its peak at 960²) little to keep; see `alloc` for the trade measured.
+/// detection (60 MiB at its peak at 960²) little to keep; see `alloc` for the trade measured.
 static LIMIT: AtomicUsize = AtomicUsize::new(128 << 20);
 
 /// Whether a request of `layout` is a big block.

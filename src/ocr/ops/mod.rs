@@ -8,7 +8,7 @@
 //! 6–27 ms; the whole detection 630–860 ms against 820–1160 ms. The tiny detector: 383–389
 //! against 444–532 ms. The recogniser's and the line classifier's planes are wide, where
 //! tract's depthwise op is the faster, so only their padding changes (48×320: 0.2–0.3 against
-//! 0.45 ms).
+//! 0.45 ms). [`split`] rewires tract's own convolutions so that one copy is not made.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::Pad;
@@ -16,21 +16,32 @@ use tract_onnx::tract_core::ops::cnn::Conv;
 
 pub mod depthwise;
 pub mod pad;
+pub mod split;
 
 use depthwise::Depthwise;
 use pad::ZeroPad;
 
+/// Whether plans get this module's changes at all: `OCRBOX_TRACT_OPS=1` leaves tract's graph
+/// as tract optimises it (to compare against).
+fn wanted() -> bool {
+    std::env::var_os("OCRBOX_TRACT_OPS").is_none()
+}
+
 /// Whether this machine gets the ops of this module: x86_64, where they were measured. tract
 /// walks depthwise zones the same way on aarch64, but no aarch64 machine was at hand to show
-/// that they pay there too.
-fn wanted() -> bool {
-    cfg!(target_arch = "x86_64") && std::env::var_os("OCRBOX_TRACT_OPS").is_none()
+/// that they pay there too. ([`split`] rewires tract's own ops and applies everywhere.)
+fn own_ops() -> bool {
+    cfg!(target_arch = "x86_64")
 }
 
 /// Optimises a decluttered graph for this machine: tract's optimisation, with the ops of this
 /// module in place of tract's where they apply.
 pub fn optimise(mut model: TypedModel) -> TractResult<TypedModel> {
     if !wanted() {
+        return model.into_optimized();
+    }
+    split::split(&mut model)?;
+    if !own_ops() {
         return model.into_optimized();
     }
     // Before tract lowers its convolutions (a depthwise one to its own op, the rest to
@@ -85,6 +96,9 @@ mod tests {
         if cfg!(target_arch = "x86_64") {
             assert!(named(&ours, "OcrboxDepthwise") > 0 && named(&ours, "OcrboxZeroPad") > 0);
         }
+        // The stem's strided convolution of two maps, split; the head's stride-1 one, not.
+        let split = |m: &TypedModel| m.nodes.iter().any(|n| n.name.contains(".split1"));
+        assert!(split(&ours) && named(&ours, "Concat") == 1);
         let theirs = typed().unwrap().into_optimized().unwrap();
         let data: Vec<f32> = (0..shape.iter().product::<usize>())
             .map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0)
