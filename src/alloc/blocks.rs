@@ -23,7 +23,7 @@ const SLOTS: usize = 64;
 /// Bytes of big blocks (in use and kept) above which freed ones go back to the system. The
 /// packed weights of cached plans count too (they are big blocks), so this leaves a page's
 /// detection (60 MiB at its peak at 960²) little to keep; see `alloc` for the trade measured.
-static LIMIT: AtomicUsize = AtomicUsize::new(128 << 20);
+static LIMIT: AtomicUsize = AtomicUsize::new(104 << 20);
 
 /// Whether a request of `layout` is a big block.
 pub fn is_big(layout: Layout) -> bool {

@@ -32,7 +32,11 @@ use std::alloc::{GlobalAlloc, Layout};
 // every big block back at once instead cut the peak to 288 MiB but halved the throughput (3.8
 // → 1.8 images/s): each op's output was faulted in afresh. With the bound (same soak, peak RSS
 // and images/s; before: 385–390 MiB at 2.98–3.26): 128 MiB → 298–301 at 3.02–3.25; 96 → 297 at
-// 2.58 (below that the peak is the live heap). scripts/README.md has the variants tried.
+// 2.58 (below that the peak is the live heap). Once the detector's stem stopped copying its two
+// maps into one (`ocr::ops::split`, 14 MiB less live at 960²), 104 MiB held what 128 had: three
+// soaks peaked at 297.7, 299.0 and 296.5 MiB at 3.13–3.29 images/s, against 311.7–319.2 at
+// 3.37–3.44 with 128 (112: 302.1 at 3.32; 96: 313.6 at 3.21, the peak then set by other
+// allocations, so this soak's own spread is ±10 MiB). scripts/README.md has the variants tried.
 #[global_allocator]
 static GLOBAL: Allocator = Allocator;
 
@@ -118,7 +122,7 @@ const OPTIONS: [(i32, &str, std::ffi::c_long); 3] = [
 /// with a steady 245–270 MiB, where the defaults peaked at 593 MiB (scripts/README.md).
 const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
-/// Overrides the bound on big blocks in use and kept, in MiB (default 128): lower saves memory
+/// Overrides the bound on big blocks in use and kept, in MiB (default 104): lower saves memory
 /// under load for some speed (see above).
 const BIG_BLOCKS_VAR: &str = "OCRBOX_BIG_BLOCKS_MIB";
 

@@ -250,7 +250,7 @@ async fn reaper(tasks: Arc<TaskStore>, ledger: Arc<dyn Ledger>) {
     loop {
         tick.tick().await;
         let reaped = tasks.reap();
-        // Up to the big-block bound given back (128 MiB: ~30k pages): not on the runtime's threads.
+        // Up to the big-block bound given back (104 MiB: ~27k pages): not on the runtime's threads.
         tokio::task::spawn_blocking(crate::alloc::trim);
         if reaped > 0 {
             tracing::debug!(reaped, "expired tasks freed");
