@@ -35,8 +35,9 @@ use std::alloc::{GlobalAlloc, Layout};
 // 2.58 (below that the peak is the live heap). Once the detector's stem stopped copying its two
 // maps into one (`ocr::ops::split`, 14 MiB less live at 960²), 104 MiB held what 128 had: three
 // soaks peaked at 297.7, 299.0 and 296.5 MiB at 3.13–3.29 images/s (the session's final build:
-// 299.9 and 300.3), against 311.7–319.2 at 3.37–3.44 with 128 (112: 302.1 at 3.32; 96: 296.2–313.6
-// at 2.92–3.21, the peak then set by other allocations: this soak's own spread is ±10 MiB). scripts/README.md has the variants tried.
+// 299.9 and 300.3), against 311.7–319.2 at 3.37–3.44 with 128 (112: 302.1 at 3.32; 96:
+// 296.2–313.6 at 2.92–3.21, the peak then set by other allocations: this soak's own spread is
+// ±10 MiB). scripts/README.md has the variants tried.
 #[global_allocator]
 static GLOBAL: Allocator = Allocator;
 

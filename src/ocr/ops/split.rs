@@ -6,9 +6,10 @@
 //! heapnodes -- models/det-small.onnx 960 960`: 73.8 MiB with it, 59.7 without). At 960×736
 //! (`opprofile`, five interleaved runs of 5) the small detector took 605–762 ms (median 622)
 //! against 605–841 (698), the tiny one 288–323 against 339–394: the copy cost 28 ms, and the
-//! two halves run no slower than the whole. The server's and the CLI's peak RSS did not move
-//! (soak 319 / 312 MiB, a CLI page 231 / 228 MiB, within their spread): freed big blocks are
-//! kept for reuse up to a bound (`src/alloc/blocks.rs`), which sets that peak, not one run's.
+//! two halves run no slower than the whole. On its own it did not move the server's or the
+//! CLI's peak RSS (soak 319 / 312 MiB, a CLI page 231 / 228 MiB, within their spread): freed
+//! big blocks are kept for reuse up to a bound (`src/alloc/blocks.rs`), which sets that peak;
+//! the lighter detection let that bound come down (see `alloc`).
 //! The recogniser's stem does the same at 48 px (under 1 MiB; 1.5–1.9 ms against 1.5–1.8).
 
 use tract_onnx::prelude::*;
@@ -58,13 +59,16 @@ fn patch(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> 
             .is_some_and(|c| c.axis == channel_axis)
         && model.outlet_successors(image).len() == 1
         && !model.output_outlets()?.contains(&image);
+    if !plain {
+        return Ok(None);
+    }
     let (Some(weights), Some(bias_value)) = (
         model.outlet_fact(kernel)?.konst.clone(),
         model.outlet_fact(bias)?.konst.clone(),
     ) else {
         return Ok(None);
     };
-    if !plain || weights.rank() != 4 {
+    if weights.rank() != 4 {
         return Ok(None);
     }
     let mut channels = Vec::new();
