@@ -8,7 +8,8 @@
 //! 6–27 ms; the whole detection 630–860 ms against 820–1160 ms. The tiny detector: 383–389
 //! against 444–532 ms. The recogniser's and the line classifier's planes are wide, where
 //! tract's depthwise op is the faster, so only their padding changes (48×320: 0.2–0.3 against
-//! 0.45 ms). [`split`] rewires tract's own convolutions so that one copy is not made.
+//! 0.45 ms). [`split`] rewires tract's own convolutions so that the detector's largest copy is
+//! not made.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::Pad;
@@ -40,7 +41,9 @@ pub fn optimise(mut model: TypedModel) -> TractResult<TypedModel> {
     if !wanted() {
         return model.into_optimized();
     }
-    split::split(&mut model)?;
+    if !strip(&model)? {
+        split::split(&mut model)?;
+    }
     if !own_ops() {
         return model.into_optimized();
     }
@@ -60,6 +63,27 @@ pub fn optimise(mut model: TypedModel) -> TractResult<TypedModel> {
         )?))
     })?;
     model.into_compact()
+}
+
+/// Inputs of at most this many rows are line strips (the recogniser's and the classifier's
+/// 48), whose convolutions of a concatenation [`split`] leaves whole: its point is the
+/// detector's memory (a 42 MiB copy at 960²), where on a strip the copy is a few MiB at most
+/// (the recogniser's live peak at 48×1280: 11.1 MiB whole, 10.9 split). Split, the
+/// recogniser's stem convolution has 48 input channels a part, few enough for tract 0.23.9 to
+/// run each as its own direct loops once the output row reaches 128 points, and those are the
+/// slower here: per node (one core, three interleaved runs of `examples/opprofile.rs`'s
+/// kind), the stem took 15–25 ms split against 9–13 whole at 48×640 and 30–77 against 22–30 at
+/// 1280 (equal at 320, whose halves stay matrix products). Whole, it is one matrix product.
+const STRIP_ROWS: usize = 64;
+
+/// Whether `model`'s input is a line strip ([`STRIP_ROWS`]).
+fn strip(model: &TypedModel) -> TractResult<bool> {
+    let rows = model
+        .input_fact(0)?
+        .shape
+        .as_concrete()
+        .and_then(|s| s.get(2).copied());
+    Ok(rows.is_some_and(|r| r <= STRIP_ROWS))
 }
 
 /// Replaces each node for which `with` gives an op (from the node and its input facts).
@@ -83,39 +107,61 @@ mod tests {
     use super::*;
     use crate::ocr::models::{self, Detector, ModelFiles};
 
-    /// The detector's plan for a tall input, with this module's ops and with tract's own: the
-    /// same probability map.
-    #[test]
-    fn the_detector_reads_the_same_with_these_ops() {
-        let files = ModelFiles::embedded(Detector::Small);
-        let shape = [1, 3, 256, 128];
-        let typed = || models::at_shape(models::parse(&files.det)?, shape);
+    fn named(m: &TypedModel, name: &str) -> usize {
+        m.nodes.iter().filter(|n| n.op().name() == name).count()
+    }
+
+    fn split(m: &TypedModel) -> bool {
+        m.nodes.iter().any(|n| n.name.contains(".split1"))
+    }
+
+    /// `file` at `shape` planned by [`optimise`], and the largest difference between its
+    /// output and that of tract's own plan on the same input.
+    fn ours_against_tract(file: &[u8], shape: [usize; 4]) -> (TypedModel, f32) {
+        let typed = || models::at_shape(models::parse(file)?, shape);
         let ours = optimise(typed().unwrap()).unwrap();
-        let named =
-            |m: &TypedModel, name: &str| m.nodes.iter().filter(|n| n.op().name() == name).count();
-        if cfg!(target_arch = "x86_64") {
-            assert!(named(&ours, "OcrboxDepthwise") > 0 && named(&ours, "OcrboxZeroPad") > 0);
-        }
-        // The stem's strided convolution of two maps, split; the head's stride-1 one, not.
-        let split = |m: &TypedModel| m.nodes.iter().any(|n| n.name.contains(".split1"));
-        assert!(split(&ours) && named(&ours, "Concat") == 1);
         let theirs = typed().unwrap().into_optimized().unwrap();
         let data: Vec<f32> = (0..shape.iter().product::<usize>())
             .map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0)
             .collect();
-        let run = |m: TypedModel| {
+        let run = |m: &TypedModel| {
             let input = Tensor::from_shape(&shape, &data).unwrap();
-            let out = m.into_runnable().unwrap().run(tvec!(input.into())).unwrap();
+            let plan = m.clone().into_runnable().unwrap();
+            let out = plan.run(tvec!(input.into())).unwrap();
             let view = out[0].try_as_plain_ram().unwrap();
             view.as_slice::<f32>().unwrap().to_vec()
         };
-        let (a, b) = (run(ours), run(theirs));
+        let (a, b) = (run(&ours), run(&theirs));
         assert_eq!(a.len(), b.len());
         let worst = a
             .iter()
             .zip(&b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max);
+        (ours, worst)
+    }
+
+    /// The detector's plan for a tall input, with this module's ops and with tract's own: the
+    /// same probability map.
+    #[test]
+    fn the_detector_reads_the_same_with_these_ops() {
+        let files = ModelFiles::embedded(Detector::Small);
+        let (ours, worst) = ours_against_tract(&files.det, [1, 3, 256, 128]);
+        if cfg!(target_arch = "x86_64") {
+            assert!(named(&ours, "OcrboxDepthwise") > 0 && named(&ours, "OcrboxZeroPad") > 0);
+        }
+        // The stem's strided convolution of two maps, split; the head's stride-1 one, not.
+        assert!(split(&ours) && named(&ours, "Concat") == 1);
+        assert!(worst < 1e-4, "largest difference {worst}");
+    }
+
+    /// A wide line's recogniser plan keeps its stem's convolution whole, and reads the same
+    /// as tract's own plan.
+    #[test]
+    fn the_recogniser_keeps_its_stem_whole() {
+        let files = ModelFiles::embedded(Detector::Small);
+        let (ours, worst) = ours_against_tract(&files.rec, [1, 3, 48, 640]);
+        assert!(!split(&ours));
         assert!(worst < 1e-4, "largest difference {worst}");
     }
 }

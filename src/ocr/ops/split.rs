@@ -10,7 +10,8 @@
 //! CLI's peak RSS (soak 319 / 312 MiB, a CLI page 231 / 228 MiB, within their spread): freed
 //! big blocks are kept for reuse up to a bound (`src/alloc/blocks.rs`), which sets that peak;
 //! the lighter detection let that bound come down (see `alloc`).
-//! The recogniser's stem does the same at 48 px (under 1 MiB; 1.5–1.9 ms against 1.5–1.8).
+//! The recogniser's stem does the same at 48 px, but its copy is small and, split, its halves
+//! ran slower there: [`super::optimise`] splits no line strip's convolution (`STRIP_ROWS`).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::TypedConcat;
