@@ -331,14 +331,14 @@ impl Engine {
     /// recogniser plan once (the cache keeps few: `REC_PLAN_BYTES`), taken from both ends of
     /// that order in turn ([`both_ends`]); readings come back in the crops' order.
     fn read_lines(&self, crops: &[RgbImage], hints: &Hints) -> Result<Vec<Read>, OcrError> {
-        let mut sorted: Vec<usize> = (0..crops.len()).collect();
-        sorted.sort_by_key(|&i| recognize::bucket(&crops[i], hints));
-        let order = both_ends(&sorted);
-        let sorted = self.par_map(&order, |&i| {
+        let mut by_width: Vec<usize> = (0..crops.len()).collect();
+        by_width.sort_by_key(|&i| recognize::bucket(&crops[i], hints));
+        let order = both_ends(&by_width);
+        let reads = self.par_map(&order, |&i| {
             recognize(&self.rec, &self.charset, &crops[i], hints)
         })?;
         let mut readings: Vec<Option<Read>> = (0..crops.len()).map(|_| None).collect();
-        for (i, r) in order.into_iter().zip(sorted) {
+        for (i, r) in order.into_iter().zip(reads) {
             readings[i] = Some(r);
         }
         Ok(readings.into_iter().flatten().collect())

@@ -111,7 +111,8 @@ mod tests {
         m.nodes.iter().filter(|n| n.op().name() == name).count()
     }
 
-    fn split(m: &TypedModel) -> bool {
+    /// Whether a strided convolution of a concatenation in `m` was split ([`split`]).
+    fn is_split(m: &TypedModel) -> bool {
         m.nodes.iter().any(|n| n.name.contains(".split1"))
     }
 
@@ -151,7 +152,7 @@ mod tests {
             assert!(named(&ours, "OcrboxDepthwise") > 0 && named(&ours, "OcrboxZeroPad") > 0);
         }
         // The stem's strided convolution of two maps, split; the head's stride-1 one, not.
-        assert!(split(&ours) && named(&ours, "Concat") == 1);
+        assert!(is_split(&ours) && named(&ours, "Concat") == 1);
         assert!(worst < 1e-4, "largest difference {worst}");
     }
 
@@ -161,7 +162,7 @@ mod tests {
     fn the_recogniser_keeps_its_stem_whole() {
         let files = ModelFiles::embedded(Detector::Small);
         let (ours, worst) = ours_against_tract(&files.rec, [1, 3, 48, 640]);
-        assert!(!split(&ours));
+        assert!(!is_split(&ours));
         assert!(worst < 1e-4, "largest difference {worst}");
     }
 }
