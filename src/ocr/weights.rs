@@ -14,6 +14,8 @@ use tract_linalg::pack::PackedFormat;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
 
+use super::ops::dense::{self, Dense};
+
 /// Where a packed operand sits in a plan: node name, fused step, operand (0 = a, 1 = b).
 type Site = (String, usize, usize);
 
@@ -30,6 +32,9 @@ struct Held {
 #[derive(Default)]
 pub struct SharedWeights {
     packed: Mutex<HashMap<Site, Vec<Held>>>,
+    /// The packings of this model's [`Dense`] layers in live plans (shared as they are made,
+    /// by [`ops::dense`](crate::ocr::ops::dense); recorded here to be counted).
+    dense: Mutex<Vec<Weak<dense::Packed>>>,
 }
 
 /// Bytes at the start of each panel of `value` that hold weights. tract leaves the rest of a
@@ -65,7 +70,15 @@ impl SharedWeights {
             held.retain(|h| h.blob.strong_count() > 0);
             !held.is_empty()
         });
+        let mut dense = self.dense.lock().unwrap_or_else(|p| p.into_inner());
+        dense.retain(|d| d.strong_count() > 0);
         for node in &mut plan.nodes {
+            if let Some(op) = node.op_as::<Dense>() {
+                let weak = Arc::downgrade(op.packed());
+                if !dense.iter().any(|d| d.ptr_eq(&weak)) {
+                    dense.push(weak);
+                }
+            }
             let name = node.name.clone();
             let Some(op) = node.op_as_mut::<OptMatMul>() else {
                 continue;
@@ -102,12 +115,19 @@ impl SharedWeights {
     /// Bytes of the packed weights that live plans hold, each copy once.
     pub fn live_bytes(&self) -> usize {
         let packed = self.packed.lock().unwrap_or_else(|p| p.into_inner());
-        packed
+        let dense = self.dense.lock().unwrap_or_else(|p| p.into_inner());
+        let tract: usize = packed
             .values()
             .flatten()
             .filter_map(|h| h.blob.upgrade())
             .map(|b| b.len())
-            .sum()
+            .sum();
+        tract
+            + dense
+                .iter()
+                .filter_map(Weak::upgrade)
+                .map(|p| p.bytes())
+                .sum::<usize>()
     }
 }
 

@@ -15,6 +15,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::Pad;
 use tract_onnx::tract_core::ops::cnn::Conv;
 
+pub mod dense;
 pub mod depthwise;
 pub mod pad;
 pub mod split;
@@ -47,6 +48,7 @@ pub fn optimise(mut model: TypedModel) -> TractResult<TypedModel> {
     if !own_ops() {
         return model.into_optimized();
     }
+    dense::replace(&mut model)?;
     // Before tract lowers its convolutions (a depthwise one to its own op, the rest to
     // padding and matrix products), and after, when the padding is an op of its own.
     replace(&mut model, |node, facts| {
@@ -156,13 +158,14 @@ mod tests {
         assert!(worst < 1e-4, "largest difference {worst}");
     }
 
-    /// A wide line's recogniser plan keeps its stem's convolution whole, and reads the same
-    /// as tract's own plan.
+    /// A wide line's recogniser plan keeps its stem's convolution whole, has its last layer
+    /// as a [`dense::Dense`] where the CPU runs it, and reads the same as tract's own plan.
     #[test]
     fn the_recogniser_keeps_its_stem_whole() {
         let files = ModelFiles::embedded(Detector::Small);
         let (ours, worst) = ours_against_tract(&files.rec, [1, 3, 48, 640]);
         assert!(!is_split(&ours));
+        assert_eq!(named(&ours, "OcrboxDense"), usize::from(dense::supported()));
         assert!(worst < 1e-4, "largest difference {worst}");
     }
 }
