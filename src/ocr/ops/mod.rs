@@ -9,7 +9,8 @@
 //! against 444–532 ms. The recogniser's and the line classifier's planes are wide, where
 //! tract's depthwise op is the faster, so only their padding changes (48×320: 0.2–0.3 against
 //! 0.45 ms). [`split`] rewires tract's own convolutions so that the detector's largest copy is
-//! not made.
+//! not made. [`dense`] computes the recogniser's last layer (120 → 18,710 classes): 2.7–2.9
+//! against 4.5–4.7 ms at 48×320, 11.7 against 17.9 ms at 48×1280.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::Pad;
