@@ -34,7 +34,10 @@ fn geo(q: &Quad) -> Geo {
 ///
 /// A box joins a line when its centre lies within half a text height of where the line's last
 /// box, extended along its own slope, says it should be: this keeps slightly rotated pages
-/// (whose lines drift up or down across the page) from interleaving.
+/// (whose lines drift up or down across the page) from interleaving. A box less than two
+/// thirds the height of the line's last box (or more than 1.5× it) also joins when its middle
+/// half lies within the taller one's height: a licence plate's country code (28 px high,
+/// 15 px below the centre of its 64 px registration) was read as a line of its own after it.
 pub fn lines(quads: &[Quad]) -> Vec<Vec<usize>> {
     let g: Vec<Geo> = quads.iter().map(geo).collect();
     let mut order: Vec<usize> = (0..quads.len()).collect();
@@ -44,7 +47,11 @@ pub fn lines(quads: &[Quad]) -> Vec<Vec<usize>> {
         let fits = |line: &Vec<usize>| {
             let last = &g[*line.last().expect("lines are never empty")];
             let expected = last.cy + last.slope * (g[i].cx - last.cx);
-            (g[i].cy - expected).abs() <= 0.5 * g[i].h.min(last.h)
+            let off = (g[i].cy - expected).abs();
+            let (small, big) = (g[i].h.min(last.h), g[i].h.max(last.h));
+            // Or a small box beside a tall one (a plate's country code, a price in a larger
+            // font) whose middle half lies within the tall one's height.
+            off <= 0.5 * small || off + 0.25 * small <= 0.5 * big
         };
         // Prefer the closest fitting line.
         let best = out
@@ -103,6 +110,16 @@ mod tests {
             tilt(400.0, 108.0, 300.0),
         ];
         assert_eq!(lines(&q), vec![vec![0, 1], vec![2, 3]]);
+    }
+
+    #[test]
+    fn a_small_box_beside_a_tall_one_joins_its_line() {
+        // A country code low beside a plate's registration; a small line just below a tall one
+        // stays a line of its own.
+        let q = [rect(63.0, 9.0, 320.0, 64.0), rect(15.0, 44.0, 33.0, 28.0)];
+        assert_eq!(lines(&q), vec![vec![1, 0]]);
+        let q = [rect(10.0, 10.0, 300.0, 40.0), rect(10.0, 48.0, 200.0, 20.0)];
+        assert_eq!(lines(&q), vec![vec![0], vec![1]]);
     }
 
     #[test]

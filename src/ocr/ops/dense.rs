@@ -186,7 +186,8 @@ pub fn replace(model: &mut TypedModel) -> TractResult<()> {
             && xs.len() == 2
             && ws.len() == 2
             && xs[0] == ws[0]
-            && ws[1] >= MIN_OUTPUTS;
+            && ws[1] >= MIN_OUTPUTS
+            && node.outputs[0].fact.shape.as_concrete() == Some(&[1, xs[1], ws[1]][..]);
         if !simple {
             continue;
         }
