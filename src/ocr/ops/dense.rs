@@ -114,11 +114,14 @@ fn packed(source: &Arc<Tensor>, bias: &[f32], k: usize, n: usize) -> TractResult
     let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
     live.retain(|w| w.strong_count() > 0);
     let from = Arc::downgrade(source);
-    let found = live.iter().filter_map(Weak::upgrade).find(|p| {
-        // A dead `source` still pins its address, so equal pointers are the same tensor.
-        (p.source.ptr_eq(&from) && p.k == k && p.n == n && p.bias[..n] == *bias)
-            || p.holds(weights, bias, k, n)
-    });
+    let candidates: Vec<Arc<Packed>> = live.iter().filter_map(Weak::upgrade).collect();
+    // A dead `source` still pins its address, so equal pointers are the same tensor; only
+    // without one are contents compared.
+    let found = candidates
+        .iter()
+        .find(|p| p.source.ptr_eq(&from) && p.k == k && p.n == n && p.bias[..n] == *bias)
+        .or_else(|| candidates.iter().find(|p| p.holds(weights, bias, k, n)))
+        .cloned();
     if let Some(p) = found {
         return Ok(p);
     }
@@ -150,12 +153,7 @@ impl Eq for Dense {}
 
 /// Whether this CPU runs [`Dense`]'s kernel.
 pub(crate) fn supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    super::avx2_fma()
 }
 
 /// Replaces each `EinSum km,kn->amn` of a constant `[k, n]` f32 matrix (n ≥ [`MIN_OUTPUTS`])

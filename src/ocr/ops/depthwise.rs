@@ -241,7 +241,7 @@ type Axpy = fn(&mut [f32], f32, &[f32]);
 /// The [`Axpy`] for this CPU, chosen once per run of the op rather than per row and tap.
 fn axpy_for_this_cpu() -> Axpy {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if super::avx2_fma() {
         return axpy_avx2_fma;
     }
     axpy

@@ -37,6 +37,16 @@ fn own_ops() -> bool {
     cfg!(target_arch = "x86_64")
 }
 
+/// Whether this CPU has AVX2 and FMA, which this module's kernels are written for.
+fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Optimises a decluttered graph for this machine: tract's optimisation, with the ops of this
 /// module in place of tract's where they apply.
 pub fn optimise(mut model: TypedModel) -> TractResult<TypedModel> {
