@@ -124,6 +124,84 @@ fn pages_read_in_order_upright_and_upside_down() {
     }
 }
 
+/// A page fed into the scanner sideways, either way round: read in order, and its boxes are in
+/// the pixels of the image as given (tall, the first line's nearest the page's top edge).
+#[test]
+fn sideways_pages_read_in_order_with_boxes_on_the_image_given() {
+    let want = &labels()["page_0.png"];
+    let upright = image::open(fixture("page_0.png")).unwrap();
+    let dir = std::env::temp_dir().join(format!("ocrbox-sideways-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Counter-clockwise, the page's top is on the left; clockwise, on the right.
+    let turns = [
+        ("ccw.png", upright.rotate270()),
+        ("cw.png", upright.rotate90()),
+    ];
+    let mut args = vec!["ocr".to_string(), "--json".to_string()];
+    for (name, img) in &turns {
+        img.save(dir.join(name)).unwrap();
+        args.push(dir.join(name).display().to_string());
+    }
+    let out = ocrbox(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for ((name, img), line) in turns.iter().zip(stdout.lines()) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let got = text(&v);
+        assert!(
+            cer(want, got) <= 0.03,
+            "{name}: CER {:.3}\n{got}",
+            cer(want, got)
+        );
+        assert_eq!(got.lines().count(), want.lines().count(), "{name}:\n{got}");
+        let page = &v["pages"][0];
+        assert_eq!(page["width"], img.width(), "{name}");
+        assert_eq!(page["height"], img.height(), "{name}");
+        let lines = page["lines"].as_array().unwrap();
+        let xs = |l: &Value| -> Vec<f64> {
+            let quad = l["box"].as_array().unwrap();
+            quad.iter().map(|p| p[0].as_f64().unwrap()).collect()
+        };
+        let ys = |l: &Value| -> Vec<f64> {
+            let quad = l["box"].as_array().unwrap();
+            quad.iter().map(|p| p[1].as_f64().unwrap()).collect()
+        };
+        let span = |v: Vec<f64>| {
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            assert!(lo >= 0.0, "{name}: {v:?}");
+            (lo, hi)
+        };
+        for l in lines {
+            let ((x0, x1), (y0, y1)) = (span(xs(l)), span(ys(l)));
+            assert!(
+                x1 < img.width() as f64 && y1 < img.height() as f64,
+                "{name}: {l}"
+            );
+            assert!(
+                y1 - y0 > 2.0 * (x1 - x0),
+                "{name}: a line's box lies across: {l}"
+            );
+        }
+        // The first line (in reading order) is the one nearest the page's top edge.
+        let centre = |l: &Value| xs(l).iter().sum::<f64>() / 4.0;
+        let first = centre(&lines[0]);
+        let edgemost = lines.iter().map(centre);
+        let nearest = if *name == "ccw.png" {
+            edgemost.fold(f64::MAX, f64::min)
+        } else {
+            edgemost.fold(f64::MIN, f64::max)
+        };
+        assert_eq!(first, nearest, "{name}: first line's box");
+    }
+}
+
 #[test]
 fn json_lists_lines_with_boxes_confidence_and_timings() {
     let got = ocr_json(&["page_0.png"]);

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use ocrbox::accuracy::{fold, Score};
 
 use super::{read_file, EngineArgs};
-use ocrbox::ocr::document_text;
+use ocrbox::ocr::decode::decode;
+use ocrbox::ocr::{document_text, Limits};
 
 /// Arguments of `ocrbox eval`.
 #[derive(clap::Args)]
@@ -22,11 +23,33 @@ pub struct Args {
     /// write); images are matched by their canonical path.
     #[arg(long, value_name = "FILE.jsonl")]
     pub predictions: Option<PathBuf>,
+    /// Read each image turned this many degrees clockwise (90, 180 or 270) instead: a turned
+    /// page should read as the upright one (`scripts/turned-pages.sh`). Single images only.
+    #[arg(long, value_name = "DEGREES", value_parser = parse_turn, conflicts_with = "predictions")]
+    pub turn: Option<u16>,
     /// How many of the worst samples to list.
     #[arg(long, default_value_t = 5)]
     pub worst: usize,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+fn parse_turn(s: &str) -> Result<u16, String> {
+    match s {
+        "90" | "180" | "270" => Ok(s.parse().expect("one of three numbers")),
+        _ => Err(format!("{s:?}: 90, 180 or 270")),
+    }
+}
+
+/// `img` turned `degrees` clockwise.
+fn turned(img: &image::RgbImage, degrees: u16) -> image::RgbImage {
+    use image::imageops::{rotate180, rotate270, rotate90};
+    match degrees {
+        90 => rotate90(img),
+        180 => rotate180(img),
+        270 => rotate270(img),
+        _ => img.clone(),
+    }
 }
 
 /// Undoes the label escapes.
@@ -50,7 +73,12 @@ fn unescape(s: &str) -> String {
 
 /// Where the texts to score come from: our engine, or another engine's saved output.
 enum Reader {
-    Engine(Box<ocrbox::ocr::Engine>, ocrbox::ocr::hints::Hints),
+    /// The engine, the hints, and the turn (`--turn`).
+    Engine(
+        Box<ocrbox::ocr::Engine>,
+        ocrbox::ocr::hints::Hints,
+        Option<u16>,
+    ),
     /// Image path (canonical) → text, from `--predictions`.
     Saved(HashMap<PathBuf, String>),
 }
@@ -58,8 +86,14 @@ enum Reader {
 impl Reader {
     fn read(&self, base: &Path, path: &str) -> Result<String, String> {
         match self {
-            Reader::Engine(engine, hints) => {
+            Reader::Engine(engine, hints, None) => {
                 read_file(engine, &base.join(path), hints).map(|p| document_text(&p))
+            }
+            Reader::Engine(engine, hints, Some(degrees)) => {
+                let bytes = std::fs::read(base.join(path)).map_err(|e| e.to_string())?;
+                let img = decode(&bytes, &Limits::default()).map_err(|e| e.to_string())?;
+                let page = engine.recognize(&turned(&img, *degrees), hints);
+                page.map(|p| p.text).map_err(|e| e.to_string())
             }
             // An image missing from the predictions counts as read empty.
             Reader::Saved(texts) => Ok(canonical(&base.join(path))
@@ -116,7 +150,7 @@ pub fn run(args: Args) -> ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|e| {
                 let hints = args.engine.hints(&e)?;
-                Ok(Reader::Engine(Box::new(e), hints))
+                Ok(Reader::Engine(Box::new(e), hints, args.turn))
             }),
     };
     let reader = match reader {

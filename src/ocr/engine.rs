@@ -157,7 +157,8 @@ impl Engine {
         Hints::compile(spec, &self.charset)
     }
 
-    /// Reads the text of an upright-or-upside-down RGB image, obeying `hints`.
+    /// Reads the text of an RGB image, obeying `hints`: upright, upside down, or turned a
+    /// quarter either way (a page fed sideways).
     pub fn recognize(&self, img: &RgbImage, hints: &Hints) -> Result<Page, OcrError> {
         if hints.single_line {
             return self.single_line(img, hints);
@@ -170,9 +171,19 @@ impl Engine {
             if self.rec.unprepared() {
                 s.spawn(|| self.warm_up());
             }
-            let _one = self.det_gate.lock().unwrap_or_else(|p| p.into_inner());
-            self.on_cores(|| detect(&self.det, img, &self.det_params))
+            self.detect_page(img)
         })?;
+        // A page whose text runs up or down is turned a quarter counter-clockwise and its text
+        // found again: the detector, trained on upright text, finds sideways lines less well
+        // (receipt pages turned either way: 7.6 % CER read from their first boxes, against
+        // 4.8 % upright). Whether it should have gone the other way round is the upside-down
+        // vote's to say, as for any page.
+        let source = img;
+        let quarter = orient::sideways(&quads).then(|| image::imageops::rotate270(source));
+        let (img, quads) = match &quarter {
+            Some(turned) => (turned, self.detect_page(turned)?),
+            None => (source, quads),
+        };
         timings.detect = t.elapsed();
 
         let t = Instant::now();
@@ -182,12 +193,28 @@ impl Engine {
             Ok((widths[i], upside_down(&self.cls, &crops[i])?))
         })?;
         let decision = orient::decide(&votes, crops.len());
-        if decision.flip_all {
-            for crop in crops.iter_mut() {
-                *crop = rotate180(crop);
-            }
-        }
         timings.classify = t.elapsed();
+        // An upside-down page is turned over and its text found again, for the same reason
+        // (receipt pages upside down: 5.25 % CER read from their first boxes turned, against
+        // 4.84 % upright); a lone line is only turned over.
+        let t = Instant::now();
+        let half = decision.turned_page.then(|| rotate180(img));
+        let (img, quads) = match &half {
+            Some(turned) => {
+                let quads = self.detect_page(turned)?;
+                crops = self.par_map(&quads, |q| Ok(crop_quad(turned, q)))?;
+                (turned, quads)
+            }
+            None => {
+                if decision.flip_all {
+                    for crop in crops.iter_mut() {
+                        *crop = rotate180(crop);
+                    }
+                }
+                (img, quads)
+            }
+        };
+        timings.detect += t.elapsed();
 
         let t = Instant::now();
         let reads = self.read_lines(&crops, hints)?;
@@ -219,16 +246,30 @@ impl Engine {
                 quad: *quad,
             })
             .collect();
-        let marks = self.lone_marks(img, &found, decision.flip_all, hints)?;
+        let marks = self.lone_marks(img, &found, decision.flip_all && half.is_none(), hints)?;
         found.extend(marks);
         if found.is_empty() && small(img) {
             found.extend(self.whole_line(img, hints, WHOLE_LINE_SCORE)?);
         }
         timings.recognize = t.elapsed();
 
-        let mut page = assemble(found, decision.turned_page, img);
+        let mut page = assemble(found, img);
+        let turns = usize::from(quarter.is_some()) + 2 * usize::from(half.is_some());
+        if turns > 0 {
+            let (w, h) = source.dimensions();
+            for line in &mut page.lines {
+                line.quad = orient::to_source(&line.quad, turns, w, h);
+            }
+            (page.width, page.height) = (w, h);
+        }
         page.timings = timings;
         Ok(page)
+    }
+
+    /// The text boxes of `img` (one detection at a time, on the cores this image may use).
+    fn detect_page(&self, img: &RgbImage) -> Result<Vec<Quad>, OcrError> {
+        let _one = self.det_gate.lock().unwrap_or_else(|p| p.into_inner());
+        self.on_cores(|| detect(&self.det, img, &self.det_params))
     }
 
     /// Marks that stand apart beside the `found` lines, which detection misses ([`marks`]):
@@ -282,7 +323,7 @@ impl Engine {
     fn single_line(&self, img: &RgbImage, hints: &Hints) -> Result<Page, OcrError> {
         let t = Instant::now();
         let found = self.whole_line(img, hints, 0.0)?;
-        let mut page = assemble(found.into_iter().collect(), false, img);
+        let mut page = assemble(found.into_iter().collect(), img);
         page.timings.recognize = t.elapsed();
         Ok(page)
     }
@@ -493,20 +534,10 @@ fn small(img: &RgbImage) -> bool {
     img.height() <= 256
 }
 
-/// Orders the lines and builds the page text. Quads stay in source pixels; on a turned page the
-/// order is worked out in the turned frame, so the page reads top to bottom as a person would.
-fn assemble(found: Vec<Line>, turned: bool, img: &RgbImage) -> Page {
+/// Orders the lines and builds the page text (the page is upright: see [`Engine::recognize`]).
+fn assemble(found: Vec<Line>, img: &RgbImage) -> Page {
     let (w, h) = img.dimensions();
-    let frame: Vec<Quad> = found
-        .iter()
-        .map(|l| {
-            if turned {
-                orient::turn(&l.quad, w, h)
-            } else {
-                l.quad
-            }
-        })
-        .collect();
+    let frame: Vec<Quad> = found.iter().map(|l| l.quad).collect();
     let mut lines = Vec::with_capacity(found.len());
     let mut text_lines = Vec::new();
     for group in layout::lines(&frame) {

@@ -2,7 +2,7 @@
 //! classifier's votes, so they are tested without a model.
 
 use super::ctc::Reading;
-use super::geometry::Quad;
+use super::geometry::{dist, order_corners, Quad};
 
 /// A single line is turned over when the classifier is at least this sure (the reference's).
 const CLS_THRESH: f32 = 0.9;
@@ -18,6 +18,10 @@ const DOUBT: f32 = 0.5;
 /// the turned reading won by 0.10–0.45 (8 lines) it was right or nearer the truth in 7 and as
 /// wrong in 1; where it won by under 0.002 (2 lines) it was wrong.
 const TURN_MARGIN: f32 = 0.05;
+/// A box takes part in the quarter-turn vote ([`sideways`]) when one side is at least this many
+/// times the other: a line of text, not a lone character or a short word (a digit's box is up to
+/// ~2× as tall as wide, and a captcha split into characters must not turn the image).
+const LINE_ASPECT: f32 = 2.5;
 
 /// The indices of the lines that vote: the [`VOTERS`] widest.
 pub fn voters(widths: &[u32]) -> Vec<usize> {
@@ -82,6 +86,42 @@ pub fn better(upright: Reading, turned: Reading) -> Reading {
     } else {
         upright
     }
+}
+
+/// Whether an image's text runs up or down the page (a page scanned or photographed a quarter
+/// turn off): its tall line-shaped boxes ([`LINE_ASPECT`]) are longer in all than its wide ones.
+/// Such a page is read turned a quarter ([`quarter`]): its lines are then read in the right
+/// order, and the page vote ([`decide`]) settles which of the two quarter turns it was.
+pub fn sideways(quads: &[Quad]) -> bool {
+    let (mut tall, mut wide) = (0.0, 0.0);
+    for q in quads {
+        let w = dist(q[0], q[1]).max(dist(q[3], q[2]));
+        let h = dist(q[0], q[3]).max(dist(q[1], q[2]));
+        if h >= LINE_ASPECT * w {
+            tall += h;
+        } else if w >= LINE_ASPECT * h {
+            wide += w;
+        }
+    }
+    tall > wide
+}
+
+/// A quad of the image read, in pixels of the `w`×`h` source it was made from by `turns`
+/// quarter turns counter-clockwise (1: `rotate270`, 2: `rotate180`, 3: both), corners ordered
+/// top-left first in the source's axes.
+pub fn to_source(q: &Quad, turns: usize, w: u32, h: u32) -> Quad {
+    let mut q = *q;
+    if turns >= 2 {
+        // The half turn came last, in a frame that is `h` wide after a quarter turn.
+        let (fw, fh) = if turns == 3 { (h, w) } else { (w, h) };
+        q = turn(&q, fw, fh);
+    }
+    if turns % 2 == 1 {
+        // Pixel (x, y) of the source is (y, w − 1 − x) a quarter turn on.
+        let w = (w - 1) as f32;
+        q = q.map(|[x, y]| [w - y, x]);
+    }
+    order_corners(q)
 }
 
 /// A quad of an upside-down `w`×`h` page, expressed in the page's own (turned) frame.
@@ -154,5 +194,57 @@ mod tests {
         let t = turn(&q, 101, 41);
         assert_eq!(t, [[50.0, 10.0], [90.0, 10.0], [90.0, 20.0], [50.0, 20.0]]);
         assert_eq!(turn(&t, 101, 41), q);
+    }
+
+    #[test]
+    fn points_of_a_turned_image_map_back_to_the_source() {
+        use image::{imageops, GrayImage, Luma};
+        // Every pixel of a 7×4 source holds its own index: wherever a turn puts it, mapping
+        // its place back must land on where it came from.
+        let src = GrayImage::from_fn(7, 4, |x, y| Luma([(x + 7 * y) as u8]));
+        let turned = [
+            src.clone(),
+            imageops::rotate270(&src),
+            imageops::rotate180(&src),
+            imageops::rotate180(&imageops::rotate270(&src)),
+        ];
+        for (turns, img) in turned.iter().enumerate() {
+            for (x, y, v) in img.enumerate_pixels() {
+                let p = [x as f32, y as f32];
+                let back = to_source(&[p; 4], turns, 7, 4)[0];
+                let i = u32::from(v[0]);
+                assert_eq!(
+                    back,
+                    [(i % 7) as f32, (i / 7) as f32],
+                    "{turns} turns: ({x}, {y})"
+                );
+            }
+        }
+        // A box comes back with its corners in the source's order.
+        let q = [[1.0, 0.0], [3.0, 0.0], [3.0, 6.0], [1.0, 6.0]];
+        assert_eq!(
+            to_source(&q, 1, 7, 4),
+            [[0.0, 1.0], [6.0, 1.0], [6.0, 3.0], [0.0, 3.0]]
+        );
+    }
+
+    #[test]
+    fn pages_of_tall_lines_are_sideways() {
+        let tall = |x: f32, len: f32| [[x, 0.0], [x + 20.0, 0.0], [x + 20.0, len], [x, len]];
+        let wide = |y: f32, len: f32| [[0.0, y], [len, y], [len, y + 20.0], [0.0, y + 20.0]];
+        assert!(sideways(&[
+            tall(0.0, 400.0),
+            tall(40.0, 300.0),
+            wide(0.0, 120.0)
+        ]));
+        assert!(!sideways(&[
+            wide(0.0, 400.0),
+            wide(40.0, 300.0),
+            tall(0.0, 120.0)
+        ]));
+        // Characters standing apart (a captcha split up) and near-square boxes abstain.
+        let chars: Vec<Quad> = (0..6).map(|i| tall(i as f32 * 30.0, 45.0)).collect();
+        assert!(!sideways(&chars));
+        assert!(!sideways(&[]));
     }
 }
