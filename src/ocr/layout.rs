@@ -38,8 +38,28 @@ fn geo(q: &Quad) -> Geo {
 /// thirds the height of the line's last box (or more than 1.5× it) also joins when its middle
 /// half lies within the taller one's height: a licence plate's country code (28 px high,
 /// 15 px below the centre of its 64 px registration) was read as a line of its own after it.
+///
+/// A short box (under [`LONG`] times as long as high) takes the page's slope, not its own: a
+/// lone quantity's box is level however the page lies, and extended level from it a row's
+/// prices fell to a line of their own. Receipt pages (`ocrbox eval`, CER): upright 4.84 →
+/// 4.45 %; turned 3° 6.18 → 4.93, 7° 7.44 → 4.96, 15° 8.40 → 5.09, 45° 11.5 → 8.0 %.
 pub fn lines(quads: &[Quad]) -> Vec<Vec<usize>> {
-    let g: Vec<Geo> = quads.iter().map(geo).collect();
+    let mut g: Vec<Geo> = quads.iter().map(geo).collect();
+    // A short box's own slope says little (a lone `1` is level however the page lies): it takes
+    // the page's, the median slope of its long boxes by length.
+    let long = |q: &Quad, g: &Geo| dist(q[0], q[1]) >= LONG * g.h;
+    let mut slopes: Vec<(f32, f32)> = quads
+        .iter()
+        .zip(&g)
+        .filter(|(q, g)| long(q, g))
+        .map(|(q, g)| (g.slope, dist(q[0], q[1])))
+        .collect();
+    let page = weighted_median(&mut slopes);
+    for (q, g) in quads.iter().zip(g.iter_mut()) {
+        if !long(q, g) {
+            g.slope = page;
+        }
+    }
     let mut order: Vec<usize> = (0..quads.len()).collect();
     order.sort_by(|&a, &b| g[a].x0.total_cmp(&g[b].x0));
     let mut out: Vec<Vec<usize>> = Vec::new();
@@ -77,6 +97,25 @@ pub fn lines(quads: &[Quad]) -> Vec<Vec<usize>> {
     out
 }
 
+/// A box at least this many times as long as high has a slope of its own ([`lines`]). Receipt
+/// pages upright / turned 7° (CER %) by this bound: 1.5 4.61 / 5.86, 2 4.63 / 5.15, 3 4.45 /
+/// 4.96, 5 4.45 / 5.23, 8 4.69 / 5.35 (all of them below the 4.84 / 7.44 of boxes' own slopes).
+const LONG: f32 = 3.0;
+
+/// The median of `(value, weight)` pairs by weight (0 if there are none).
+fn weighted_median(v: &mut [(f32, f32)]) -> f32 {
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let half = v.iter().map(|p| p.1).sum::<f32>() / 2.0;
+    let mut seen = 0.0;
+    for &(value, weight) in v.iter() {
+        seen += weight;
+        if seen >= half {
+            return value;
+        }
+    }
+    0.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +149,26 @@ mod tests {
             tilt(400.0, 108.0, 300.0),
         ];
         assert_eq!(lines(&q), vec![vec![0, 1], vec![2, 3]]);
+    }
+
+    #[test]
+    fn a_short_box_on_a_tilted_page_takes_the_page_slope() {
+        // Receipt rows rising 5 px per 100 px: a long item name, a lone quantity `1` and a
+        // long price column. Extended level from the `1`, the prices would miss their row.
+        let tilt = |x: f32, y: f32, w: f32| -> Quad {
+            let d = 0.05 * w;
+            [[x, y], [x + w, y - d], [x + w, y - d + 14.0], [x, y + 14.0]]
+        };
+        // The `1`'s box is level, as a lone digit's box comes out whatever the page's tilt.
+        let row = |y: f32| {
+            [
+                tilt(0.0, y, 300.0),
+                rect(400.0, y - 20.0, 14.0, 14.0),
+                tilt(600.0, y - 30.0, 300.0),
+            ]
+        };
+        let q: Vec<Quad> = row(100.0).into_iter().chain(row(130.0)).collect();
+        assert_eq!(lines(&q), vec![vec![0, 1, 2], vec![3, 4, 5]]);
     }
 
     #[test]
