@@ -163,13 +163,10 @@ fn sideways_pages_read_in_order_with_boxes_on_the_image_given() {
         assert_eq!(page["width"], img.width(), "{name}");
         assert_eq!(page["height"], img.height(), "{name}");
         let lines = page["lines"].as_array().unwrap();
-        let xs = |l: &Value| -> Vec<f64> {
+        // One axis (0: x, 1: y) of a line's box corners.
+        let axis = |l: &Value, a: usize| -> Vec<f64> {
             let quad = l["box"].as_array().unwrap();
-            quad.iter().map(|p| p[0].as_f64().unwrap()).collect()
-        };
-        let ys = |l: &Value| -> Vec<f64> {
-            let quad = l["box"].as_array().unwrap();
-            quad.iter().map(|p| p[1].as_f64().unwrap()).collect()
+            quad.iter().map(|p| p[a].as_f64().unwrap()).collect()
         };
         let span = |v: Vec<f64>| {
             let (lo, hi) = v
@@ -179,7 +176,7 @@ fn sideways_pages_read_in_order_with_boxes_on_the_image_given() {
             (lo, hi)
         };
         for l in lines {
-            let ((x0, x1), (y0, y1)) = (span(xs(l)), span(ys(l)));
+            let ((x0, x1), (y0, y1)) = (span(axis(l, 0)), span(axis(l, 1)));
             assert!(
                 x1 < img.width() as f64 && y1 < img.height() as f64,
                 "{name}: {l}"
@@ -190,7 +187,7 @@ fn sideways_pages_read_in_order_with_boxes_on_the_image_given() {
             );
         }
         // The first line (in reading order) is the one nearest the page's top edge.
-        let centre = |l: &Value| xs(l).iter().sum::<f64>() / 4.0;
+        let centre = |l: &Value| axis(l, 0).iter().sum::<f64>() / 4.0;
         let first = centre(&lines[0]);
         let edgemost = lines.iter().map(centre);
         let nearest = if *name == "ccw.png" {

@@ -35,20 +35,19 @@ pub struct Args {
 }
 
 fn parse_turn(s: &str) -> Result<u16, String> {
-    match s {
-        "90" | "180" | "270" => Ok(s.parse().expect("one of three numbers")),
-        _ => Err(format!("{s:?}: 90, 180 or 270")),
-    }
+    s.parse()
+        .ok()
+        .filter(|d| [90, 180, 270].contains(d))
+        .ok_or_else(|| format!("{s:?}: 90, 180 or 270"))
 }
 
-/// `img` turned `degrees` clockwise.
+/// `img` turned `degrees` (90, 180 or 270, see [`parse_turn`]) clockwise.
 fn turned(img: &image::RgbImage, degrees: u16) -> image::RgbImage {
     use image::imageops::{rotate180, rotate270, rotate90};
     match degrees {
         90 => rotate90(img),
         180 => rotate180(img),
-        270 => rotate270(img),
-        _ => img.clone(),
+        _ => rotate270(img),
     }
 }
 

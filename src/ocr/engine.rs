@@ -199,6 +199,8 @@ impl Engine {
         // 4.84 % upright); a lone line is only turned over.
         let t = Instant::now();
         let half = decision.turned_page.then(|| rotate180(img));
+        // A lone line the classifier turns over; a turned page's lines are found upright.
+        let flip_lines = decision.flip_all && half.is_none();
         let (img, quads) = match &half {
             Some(turned) => {
                 let quads = self.detect_page(turned)?;
@@ -206,7 +208,7 @@ impl Engine {
                 (turned, quads)
             }
             None => {
-                if decision.flip_all {
+                if flip_lines {
                     for crop in crops.iter_mut() {
                         *crop = rotate180(crop);
                     }
@@ -246,7 +248,7 @@ impl Engine {
                 quad: *quad,
             })
             .collect();
-        let marks = self.lone_marks(img, &found, decision.flip_all && half.is_none(), hints)?;
+        let marks = self.lone_marks(img, &found, flip_lines, hints)?;
         found.extend(marks);
         if found.is_empty() && small(img) {
             found.extend(self.whole_line(img, hints, WHOLE_LINE_SCORE)?);

@@ -6,6 +6,8 @@ struct Geo {
     cx: f32,
     cy: f32,
     h: f32,
+    /// Length along the top edge.
+    len: f32,
     x0: f32,
     slope: f32,
 }
@@ -25,6 +27,7 @@ fn geo(q: &Quad) -> Geo {
         cx,
         cy,
         h,
+        len: dist(q[0], q[1]),
         x0,
         slope,
     }
@@ -47,18 +50,15 @@ pub fn lines(quads: &[Quad]) -> Vec<Vec<usize>> {
     let mut g: Vec<Geo> = quads.iter().map(geo).collect();
     // A short box's own slope says little (a lone `1` is level however the page lies): it takes
     // the page's, the median slope of its long boxes by length.
-    let long = |q: &Quad, g: &Geo| dist(q[0], q[1]) >= LONG * g.h;
-    let mut slopes: Vec<(f32, f32)> = quads
+    let long = |g: &Geo| g.len >= LONG * g.h;
+    let mut slopes: Vec<(f32, f32)> = g
         .iter()
-        .zip(&g)
-        .filter(|(q, g)| long(q, g))
-        .map(|(q, g)| (g.slope, dist(q[0], q[1])))
+        .filter(|g| long(g))
+        .map(|g| (g.slope, g.len))
         .collect();
     let page = weighted_median(&mut slopes);
-    for (q, g) in quads.iter().zip(g.iter_mut()) {
-        if !long(q, g) {
-            g.slope = page;
-        }
+    for g in g.iter_mut().filter(|g| !long(g)) {
+        g.slope = page;
     }
     let mut order: Vec<usize> = (0..quads.len()).collect();
     order.sort_by(|&a, &b| g[a].x0.total_cmp(&g[b].x0));

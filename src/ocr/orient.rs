@@ -36,8 +36,8 @@ pub fn voters(widths: &[u32]) -> Vec<usize> {
 pub struct Decision {
     /// Turn every line over before reading it.
     pub flip_all: bool,
-    /// The image is a page with more than one line, and it is upside down: its reading order
-    /// is worked out in the turned frame.
+    /// The image is a page with more than one line, and it is upside down: it is turned over
+    /// and its text found again (see `Engine::recognize`).
     pub turned_page: bool,
     /// The image has one line and the classifier had doubts: read it both ways and keep the
     /// more confident reading ([`better`]).
@@ -90,8 +90,9 @@ pub fn better(upright: Reading, turned: Reading) -> Reading {
 
 /// Whether an image's text runs up or down the page (a page scanned or photographed a quarter
 /// turn off): its tall line-shaped boxes ([`LINE_ASPECT`]) are longer in all than its wide ones.
-/// Such a page is read turned a quarter ([`quarter`]): its lines are then read in the right
-/// order, and the page vote ([`decide`]) settles which of the two quarter turns it was.
+/// Such a page is read turned a quarter counter-clockwise (see `Engine::recognize`): its lines
+/// then come out in order, and the page vote ([`decide`]) settles which of the two quarter
+/// turns it was.
 pub fn sideways(quads: &[Quad]) -> bool {
     let (mut tall, mut wide) = (0.0, 0.0);
     for q in quads {
