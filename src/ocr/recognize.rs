@@ -53,12 +53,34 @@ const HINTED_CHAR_WIDTH: usize = 40;
 /// page into a 3200 px strip (a recogniser run ~10× as long as a 320 px one).
 const HINTED_MAX_STRETCH: usize = 3;
 
-/// The strip width of `line` at height [`H`] (widened for a length hint), and the bucket (plan
-/// width) it is padded to.
+/// A line up to this much wider than a bucket of at least [`SQUEEZE_FROM`] px is squeezed into
+/// it rather than padded to the next (a 1150 px strip is read at 960 instead of in 1280 with
+/// 130 px of padding). Wide buckets are 20–33 % apart, so their padding was the largest part of
+/// the 1.22× that strips are padded on pages. On the 23 pages `bench-speed.sh` times, with
+/// 20 % from 640 px: bucket widths summed 389,408 → 359,200 px, recognition (one thread, two
+/// interleaved rounds, sum over the pages) 62.3 / 59.6 → 58.3 / 56.6 s, median page 3.42 /
+/// 3.32 → 3.34 / 3.24 s. `scripts/eval-all.sh`: rendered lines 0.18 → 0.14 %, multilingual
+/// lines 0.09 → 0.04 %, receipt lines 2.81 → 2.84 %, the rest equal. Squeezing narrower lines
+/// too (from 480 px) cost receipt pages 4.45 → 4.65 %; 10 % from 640 px saved half as much.
+const MAX_SQUEEZE: f32 = 1.2;
+
+/// The narrowest bucket a line is squeezed into ([`MAX_SQUEEZE`]).
+const SQUEEZE_FROM: usize = 640;
+
+/// The strip width of `line` at height [`H`] (widened for a length hint, or squeezed into a wide
+/// bucket it just overflows), and the bucket (plan width) it is padded to.
 fn widths(line: &RgbImage, hints: &Hints) -> (usize, usize) {
     let (w, h) = line.dimensions();
     let max = BUCKETS[BUCKETS.len() - 1];
     let natural = strip_width(w, h, H, max);
+    if hints.min_len.is_none() {
+        let below = BUCKETS.iter().rev().find(|&&b| b < natural);
+        if let Some(&b) = below.filter(|&&b| b >= SQUEEZE_FROM) {
+            if natural as f32 <= b as f32 * MAX_SQUEEZE {
+                return (b, b);
+            }
+        }
+    }
     let least = hints
         .min_len
         .unwrap_or(0)
@@ -171,5 +193,23 @@ mod tests {
         assert_eq!(widths(&line, &hinted(2)), (120, 160));
         // An outsized length stretches no more than 3×.
         assert_eq!(widths(&line, &hinted(1000)), (360, 480));
+    }
+
+    #[test]
+    fn wide_lines_just_over_a_bucket_are_squeezed_into_it() {
+        let at_48 = |w: u32| RgbImage::from_pixel(w, 48, Rgb([255, 255, 255]));
+        let none = Hints::none();
+        // 1150 px: within 20 % of 960, read at 960 (not padded to 1280).
+        assert_eq!(widths(&at_48(1150), &none), (960, 960));
+        // 1200 px: too far over 960, padded to 1280.
+        assert_eq!(widths(&at_48(1200), &none), (1200, 1280));
+        // 700 px: squeezed into 640, the narrowest bucket that takes it.
+        assert_eq!(widths(&at_48(700), &none), (640, 640));
+        // 500 px: narrower lines keep their width (480 is below the squeeze's floor).
+        assert_eq!(widths(&at_48(500), &none), (500, 640));
+        // Wider than the last bucket: squeezed into it, as before.
+        assert_eq!(widths(&at_48(5000), &none), (3200, 3200));
+        // A length hint wants room per character: never squeezed.
+        assert_eq!(widths(&at_48(1150), &hinted(2)), (1150, 1280));
     }
 }
