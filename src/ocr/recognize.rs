@@ -88,25 +88,27 @@ fn widths(line: &RgbImage, hints: &Hints) -> (usize, usize) {
     let (w, h) = line.dimensions();
     let max = BUCKETS[BUCKETS.len() - 1];
     let natural = strip_width(w, h, H, max);
-    if hints.min_len.is_none() {
-        let below = BUCKETS.iter().rev().find(|&&b| b < natural);
-        if let Some(&b) = below.filter(|&&b| b >= SQUEEZE_FROM) {
-            if natural as f32 <= b as f32 * MAX_SQUEEZE {
-                return (b, b);
-            }
-        }
-    }
     let least = hints
         .min_len
         .unwrap_or(0)
         .saturating_mul(HINTED_CHAR_WIDTH)
         .min(natural * HINTED_MAX_STRETCH);
     let rw = natural.max(least.min(max));
-    let bucket = BUCKETS.iter().copied().find(|&b| b >= rw).unwrap_or(max);
-    if bucket < SQUEEZE_FROM && bucket as f32 <= rw as f32 * MAX_FILL {
-        return (bucket, bucket);
+    let at = BUCKETS.partition_point(|&b| b < rw);
+    let bucket = BUCKETS.get(at).copied().unwrap_or(max);
+    let below = at.checked_sub(1).map(|i| BUCKETS[i]);
+    match below {
+        // A length hint wants room per character: its lines are never squeezed.
+        Some(b)
+            if hints.min_len.is_none()
+                && b >= SQUEEZE_FROM
+                && rw as f32 <= b as f32 * MAX_SQUEEZE =>
+        {
+            (b, b)
+        }
+        _ if bucket < SQUEEZE_FROM && bucket as f32 <= rw as f32 * MAX_FILL => (bucket, bucket),
+        _ => (rw, bucket),
     }
-    (rw, bucket)
 }
 
 /// The plan width `line` is read at: lines read in this order reuse each plan while it is
