@@ -128,15 +128,16 @@ pub fn respace(
         _ => 0.0,
     };
     let tracking = (letter_gap - TRACKED_FROM).max(0.0);
-    if spaced_out && tracking == 0.0 {
+    let tracked = tracking > 0.0;
+    if spaced_out && !tracked {
         return glyphs;
     }
     // In letter-spaced text, two letters this close belong to one word.
-    let letters =
-        |a: &Glyph, b: &Glyph| tracking > 0.0 && gap(a, b) <= letter_gap * LETTER_GAP_SPAN;
-    let glyphs = match tracking > 0.0 {
-        true => untrack(glyphs, letters),
-        false => glyphs,
+    let letters = |a: &Glyph, b: &Glyph| tracked && gap(a, b) <= letter_gap * LETTER_GAP_SPAN;
+    let glyphs = if tracked {
+        untrack(glyphs, letters)
+    } else {
+        glyphs
     };
 
     let mut out: Vec<Glyph> = Vec::with_capacity(glyphs.len() + 4);
