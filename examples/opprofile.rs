@@ -1,9 +1,11 @@
 //! Where one optimised plan spends its time, by op kind and by node, and (with `SIZES=1`) its
 //! largest activations: `cargo run --release --example opprofile -- models/rec.onnx 48 320`.
+//! `THREADS=N` runs the plan on tract's executor with N threads (one by default).
 //! tract's knobs (`TRACT_DISABLE_DIRECT_SPATIAL=1`, ...) apply through the environment.
 use std::collections::HashMap;
 use std::time::Instant;
 
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::{eval, SimpleState};
 
@@ -38,23 +40,32 @@ fn main() -> TractResult<()> {
     let mut by_op: HashMap<String, (f64, usize)> = HashMap::new();
     let mut by_node: HashMap<String, f64> = HashMap::new();
     let mut total = 0.0;
+    let threads: usize = std::env::var("THREADS").map_or(Ok(1), |n| n.parse())?;
+    let pool = if threads > 1 {
+        Executor::multithread(threads)
+    } else {
+        Executor::SingleThread
+    };
     // The first run is a warm-up and not counted.
     for run in 0..=RUNS {
         let mut state = SimpleState::new(&plan)?;
         let start = Instant::now();
-        state.run_plan_with_eval(tvec!(input.clone().into()), |ctx, st, node, inputs| {
-            let t = Instant::now();
-            let out = eval(ctx, st, node, inputs);
-            if run > 0 {
-                let ms = t.elapsed().as_secs_f64() * 1e3;
-                let op = by_op.entry(node.op().name().to_string()).or_default();
-                op.0 += ms;
-                op.1 += 1;
-                *by_node
-                    .entry(format!("{} {}", node.op().name(), node.name))
-                    .or_default() += ms;
-            }
-            out
+        let inputs = tvec!(input.clone().into());
+        multithread_tract_scope(pool.clone(), || {
+            state.run_plan_with_eval(inputs, |ctx, st, node, inputs| {
+                let t = Instant::now();
+                let out = eval(ctx, st, node, inputs);
+                if run > 0 {
+                    let ms = t.elapsed().as_secs_f64() * 1e3;
+                    let op = by_op.entry(node.op().name().to_string()).or_default();
+                    op.0 += ms;
+                    op.1 += 1;
+                    *by_node
+                        .entry(format!("{} {}", node.op().name(), node.name))
+                        .or_default() += ms;
+                }
+                out
+            })
         })?;
         if run > 0 {
             total += start.elapsed().as_secs_f64() * 1e3;
