@@ -338,14 +338,7 @@ impl Tile<'_> {
         // SAFETY: `Dense` exists only where `supported()` (AVX2 and FMA); the asserts above
         // bound every read of `x` and write of `out`, and `weights`/`bias` are whole panels.
         unsafe {
-            match rows {
-                6 => self.avx::<6>(),
-                5 => self.avx::<5>(),
-                4 => self.avx::<4>(),
-                3 => self.avx::<3>(),
-                2 => self.avx::<2>(),
-                _ => self.avx::<1>(),
-            }
+            by_rows!(self, avx, rows)
         }
         #[cfg(not(target_arch = "x86_64"))]
         self.portable(rows);

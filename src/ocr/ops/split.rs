@@ -12,10 +12,13 @@
 //! the lighter detection let that bound come down (see `alloc`).
 //! The recogniser's stem does the same at 48 px, but its copy is small and, split, its halves
 //! ran slower there: [`super::optimise`] splits no line strip's convolution (`STRIP_ROWS`).
+//! Where the CPU has AVX2 and FMA, [`super::conv`] takes these convolutions first and reads
+//! the concatenation's parts itself; this split is for the other machines (an aarch64 board,
+//! an x86_64 one without AVX2).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::TypedConcat;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
+use tract_onnx::tract_core::ops::cnn::KernelFormat;
 use tract_onnx::tract_core::ops::math;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
@@ -27,23 +30,15 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 /// matrix product (47 ms, +12 ms of padding, +7 ms for the copy), and the run's peak stays
 /// where it is (59.7 MiB, at the upsampling before that copy).
 pub fn split(model: &mut TypedModel) -> TractResult<()> {
-    for id in model.eval_order()? {
-        if let Some(patch) = patch(model, id)? {
-            patch.apply(model)?;
-        }
-    }
-    Ok(())
+    super::patch_each(model, patch)
 }
 
 /// The patch that splits node `id`, if it is such a convolution.
 fn patch(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> {
+    let Some((conv, [image, kernel, bias])) = super::conv_at(model, id) else {
+        return Ok(None);
+    };
     let node = &model.nodes[id];
-    let Some(conv) = node.op_as::<Conv>() else {
-        return Ok(None);
-    };
-    let [image, kernel, bias] = node.inputs[..] else {
-        return Ok(None);
-    };
     let concat = &model.nodes[image.node];
     let channel_axis = match conv.pool_spec.data_format {
         DataFormat::NCHW => 1,
