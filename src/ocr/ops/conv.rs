@@ -106,6 +106,8 @@ impl RowConv {
         let simple = conv.q_params.is_none()
             && conv.group == 1
             && image.datum_type == f32::datum_type()
+            && kernel.datum_type == f32::datum_type()
+            && bias.datum_type == f32::datum_type()
             && spec.data_format == DataFormat::NCHW
             && conv.kernel_fmt == KernelFormat::OIHW
             && k[0] * k[1] > 1
@@ -297,7 +299,7 @@ struct Block<'a> {
 impl Block<'_> {
     fn run(self, rows: usize) {
         let taps = self.starts.len();
-        assert!(rows <= ROWS && self.bias.len() >= rows && self.width <= PANEL);
+        assert!((1..=ROWS).contains(&rows) && self.bias.len() >= rows && self.width <= PANEL);
         assert!(self.weights.len() >= (taps - 1) * self.stride + rows);
         assert!(self.furthest + self.at + PANEL <= self.phases.len());
         #[cfg(target_arch = "x86_64")]

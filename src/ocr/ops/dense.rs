@@ -332,7 +332,8 @@ struct Tile<'a> {
 
 impl Tile<'_> {
     fn run(self, rows: usize) {
-        assert!(rows <= ROWS && self.x.len() >= (self.weights.len() / PANEL - 1) * self.m + rows);
+        assert!((1..=ROWS).contains(&rows));
+        assert!(self.x.len() >= (self.weights.len() / PANEL - 1) * self.m + rows);
         assert!(self.out.len() >= (rows - 1) * self.n + self.width);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Dense` exists only where `supported()` (AVX2 and FMA); the asserts above

@@ -19,9 +19,9 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::Pad;
 use tract_onnx::tract_core::ops::cnn::Conv;
 
-/// `$block.$kernel::<R>()` with the const `R` = `$rows` (1 to 6, more taken as 6 — callers
-/// assert the bound): the AVX kernels of [`conv`] and [`dense`] keep one accumulator pair per
-/// row in registers, so each row count is its own function.
+/// `$block.$kernel::<R>()` with the const `R` = `$rows` (1 to 6; callers assert it): the AVX
+/// kernels of [`conv`] and [`dense`] keep one accumulator pair per row in registers, so each
+/// row count is its own function.
 #[cfg(target_arch = "x86_64")]
 macro_rules! by_rows {
     ($block:expr, $kernel:ident, $rows:expr) => {
@@ -31,7 +31,8 @@ macro_rules! by_rows {
             3 => $block.$kernel::<3>(),
             4 => $block.$kernel::<4>(),
             5 => $block.$kernel::<5>(),
-            _ => $block.$kernel::<6>(),
+            6 => $block.$kernel::<6>(),
+            n => unreachable!("{n} rows in a block of at most 6"),
         }
     };
 }
