@@ -201,42 +201,26 @@ impl RowConv {
         let len = ow.div_ceil(PANEL) * PANEL + kw / sx + 1;
         let lines: usize = self.parts.iter().sum::<usize>() * kh;
         let mut phases = vec![0.0f32; lines * sx * len];
-        let mut starts = vec![0usize; taps];
+        // Where tap (line, kx) reads its first point: output point x reads padded column
+        // x·sx + kx of its line. The same for every output row.
+        let starts: Vec<usize> = (0..lines)
+            .flat_map(|line| (0..kw).map(move |kx| (line * sx + kx % sx) * len + kx / sx))
+            .collect();
+        debug_assert_eq!(starts.len(), taps);
+        let furthest = starts.iter().copied().max().unwrap_or(0);
         for r in 0..rows {
             let oy = first + r;
-            let (mut line, mut t) = (0, 0);
+            let mut line_at = phases.chunks_mut(sx * len);
             for (part, &c) in planes.iter().zip(&self.parts) {
-                for ch in 0..c {
-                    let input = &part[ch * h * w..][..h * w];
+                for input in part.chunks(h * w).take(c) {
                     for ky in 0..kh {
-                        let split = &mut phases[line * sx * len..][..sx * len];
+                        let split = line_at.next().expect("one line per channel and kernel row");
                         // Input row oy·sy + ky − top; rows of padding are zeros.
                         let src = (oy * sy + ky).checked_sub(top).filter(|&iy| iy < h);
-                        split.fill(0.0);
-                        if let Some(iy) = src {
-                            let src = &input[iy * w..][..w];
-                            // Padded column j = input column j − left, in phase j % sx.
-                            for phase in 0..sx {
-                                let dst = &mut split[phase * len..][..len];
-                                // The first input column of this phase, and its place.
-                                let x = (phase + sx - left % sx) % sx;
-                                let at = (x + left) / sx;
-                                let cols = src.iter().skip(x).step_by(sx);
-                                for (d, &v) in dst.iter_mut().skip(at).zip(cols) {
-                                    *d = v;
-                                }
-                            }
-                        }
-                        for kx in 0..kw {
-                            // Output point x reads padded column x·sx + kx.
-                            starts[t] = (line * sx + kx % sx) * len + kx / sx;
-                            t += 1;
-                        }
-                        line += 1;
+                        split_line(split, src.map(|iy| &input[iy * w..][..w]), left, sx);
                     }
                 }
             }
-            let furthest = starts.iter().copied().max().unwrap_or(0);
             for x0 in (0..ow).step_by(PANEL) {
                 let width = PANEL.min(ow - x0);
                 for c0 in (0..channels).step_by(ROWS) {
@@ -246,7 +230,6 @@ impl RowConv {
                         furthest,
                         at: x0,
                         weights: &weights[c0 * taps..][..taps * ROWS],
-                        stride: ROWS,
                         bias: &bias[c0..],
                         // SAFETY: rows `first..first + rows` of every plane are this call's
                         // alone ([`Planes`]), and the block writes row `oy` of planes
@@ -258,6 +241,25 @@ impl RowConv {
                     block.run(ROWS.min(channels - c0));
                 }
             }
+        }
+    }
+}
+
+/// `dst` = the input row `src` (zeros if it is padding) padded with `left` zeros before and
+/// zeros after, split into `sx` phases of `dst.len() / sx` floats: padded column j at
+/// `(j % sx)·len + j / sx`.
+fn split_line(dst: &mut [f32], src: Option<&[f32]>, left: usize, sx: usize) {
+    dst.fill(0.0);
+    let Some(src) = src else {
+        return;
+    };
+    let len = dst.len() / sx;
+    for (phase, dst) in dst.chunks_mut(len).enumerate() {
+        // The first input column of this phase, and its place in it.
+        let x = (phase + sx - left % sx) % sx;
+        let at = (x + left) / sx;
+        for (d, &v) in dst.iter_mut().skip(at).zip(src.iter().skip(x).step_by(sx)) {
+            *d = v;
         }
     }
 }
@@ -286,9 +288,8 @@ struct Block<'a> {
     starts: &'a [usize],
     furthest: usize,
     at: usize,
-    /// Tap t's weight for channel r at `t·stride + r`.
+    /// Tap t's weight for channel r at `t·ROWS + r`.
     weights: &'a [f32],
-    stride: usize,
     bias: &'a [f32],
     /// Channel r's points at `r·n`, of which `width` exist: written only there.
     out: *mut f32,
@@ -300,7 +301,7 @@ impl Block<'_> {
     fn run(self, rows: usize) {
         let taps = self.starts.len();
         assert!((1..=ROWS).contains(&rows) && self.bias.len() >= rows && self.width <= PANEL);
-        assert!(self.weights.len() >= (taps - 1) * self.stride + rows);
+        assert!(self.weights.len() >= (taps - 1) * ROWS + rows);
         assert!(self.furthest + self.at + PANEL <= self.phases.len());
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `RowConv` exists only where the CPU has AVX2 and FMA
@@ -320,7 +321,7 @@ impl Block<'_> {
         for r in 0..rows {
             for j in 0..self.width {
                 let dot: f32 = (self.starts.iter().enumerate())
-                    .map(|(t, &s)| self.weights[t * self.stride + r] * self.phases[s + self.at + j])
+                    .map(|(t, &s)| self.weights[t * ROWS + r] * self.phases[s + self.at + j])
                     .sum();
                 // SAFETY: the block's rows are its own ([`RowConv::rows`]).
                 unsafe { *self.out.add(r * self.n + j) = self.bias[r] + dot };
@@ -341,7 +342,7 @@ impl Block<'_> {
         for (t, &s) in self.starts.iter().enumerate() {
             let x0 = _mm256_loadu_ps(p.add(s));
             let x1 = _mm256_loadu_ps(p.add(s + 8));
-            let wt = w.add(t * self.stride);
+            let wt = w.add(t * ROWS);
             for (r, acc) in acc.iter_mut().enumerate() {
                 let a = _mm256_broadcast_ss(&*wt.add(r));
                 acc[0] = _mm256_fmadd_ps(a, x0, acc[0]);
@@ -580,7 +581,8 @@ mod tests {
     }
 
     /// Rows computed on several threads, each writing its own rows of every plane, make the
-    /// same image.
+    /// same image. (Both cases are above tract's threading threshold of 32,768 products, so
+    /// `par_chunks_mut` splits their rows.)
     #[test]
     fn threads_write_their_own_rows() {
         if !super::super::avx2_fma() {
